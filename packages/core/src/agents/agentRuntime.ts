@@ -1,0 +1,218 @@
+import type { Worker } from '../app/worker.js'
+import { ConfigurationError, MephistoError } from '../errors.js'
+import type { StreamEvent } from '../streams/event.js'
+import { EventQueue } from '../streams/eventQueue.js'
+import type { Pull, RepartitionSpec, StreamServices, StreamTarget } from '../streams/stream.js'
+import { ackHeld, Stream } from '../streams/stream.js'
+import type { Channel } from '../topics/topic.js'
+import { Topic } from '../topics/topic.js'
+import type { Agent, ErrorAction } from './agent.js'
+import type { ActorContext } from './context.js'
+import { actorContext } from './context.js'
+
+/**
+ * One agent inside a running worker: its input queue, its actors, and the private queues of
+ * its `groupBy`/`through` subscriptions.
+ */
+export class AgentRuntime {
+  readonly queue: EventQueue<StreamEvent<any, any>>
+  private readonly privateQueues = new Map<string, EventQueue<StreamEvent<any, any>>>()
+  private readonly loops = new Set<Promise<void>>()
+  private liveLoops = 0
+  private busyRetries = 0
+  private readonly attempts = new WeakMap<StreamEvent<any, any>, number>()
+  stopped = false
+
+  constructor(
+    readonly agent: Agent<any, any, any>,
+    private readonly worker: Worker,
+    capacity: number,
+  ) {
+    this.queue = new EventQueue(capacity)
+  }
+
+  /** Every queue that feeds this agent: the source and the private subscriptions. */
+  queues(): EventQueue<StreamEvent<any, any>>[] {
+    return [this.queue, ...this.privateQueues.values()]
+  }
+
+  /** Nothing queued, and every loop is waiting for an event (or has ended). */
+  idle(): boolean {
+    if (this.busyRetries > 0) return false
+    let waiting = 0
+    for (const q of this.queues()) {
+      if (q.size > 0) return false
+      waiting += q.waiting
+    }
+    return waiting >= this.liveLoops
+  }
+
+  start(): void {
+    for (let i = 0; i < this.agent.concurrency; i++) this.track(this.runActor(i))
+  }
+
+  /** Closes the queues: actors finish their current event and their loops end. */
+  close(): void {
+    this.stopped = true
+    for (const q of this.queues()) q.close()
+  }
+
+  async join(timeoutMs: number): Promise<boolean> {
+    if (this.loops.size === 0) return true
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs)
+    })
+    const done = Promise.allSettled([...this.loops]).then(() => true as const)
+    const ok = await Promise.race([done, timedOut])
+    clearTimeout(timer)
+    return ok
+  }
+
+  private track(p: Promise<void>): void {
+    this.liveLoops++
+    this.loops.add(p)
+    void p.finally(() => {
+      this.liveLoops--
+      this.loops.delete(p)
+    })
+  }
+
+  private services(): StreamServices {
+    return {
+      clock: this.worker.clock,
+      agentName: this.agent.name,
+      forward: (target, key, value, event) => {
+        const dest = 'spec' in target ? this.worker.repartitionTopic(this.agent, target.spec as RepartitionSpec) : target
+        return this.worker.forward(dest as Topic<any, any> | Channel<any, any>, key, value, event)
+      },
+      subscribe: (target) => this.subscribe(target),
+      spawn: (name, loop) => this.spawn(name, loop),
+      eventIn: (e) => this.worker.eventIn(this.agent.name, e),
+      eventOut: () => {},
+    }
+  }
+
+  private subscribe(target: StreamTarget | RepartitionSpec): Pull {
+    const topic = ('repartition' in target ? this.worker.repartitionTopic(this.agent, target) : target) as
+      | Topic<any, any>
+      | Channel<any, any>
+    let q = this.privateQueues.get(topic.name)
+    if (!q) {
+      if (this.worker.subscribed && topic instanceof Topic) {
+        throw new ConfigurationError(
+          `agent ${this.agent.name}: ${topic.name} was subscribed after the worker started. Call groupBy()/through() ` +
+            `before the first await in the agent function, so the topic is known when the worker joins the group.`,
+        )
+      }
+      q = new EventQueue(this.queue.capacity)
+      this.privateQueues.set(topic.name, q)
+      this.worker.addSubscriber(topic, this, q)
+    }
+    const queue = q
+    return () => queue.take()
+  }
+
+  private spawn(name: string, loop: () => Promise<void>): void {
+    const ctx: ActorContext = { event: undefined, held: [], agent: `${this.agent.name}:${name}` }
+    this.track(
+      actorContext.run(ctx, async () => {
+        try {
+          await loop()
+        } catch (err) {
+          if (this.stopped || this.worker.state !== 'running') return
+          this.worker.logger.error(`agent ${this.agent.name}: ${name} failed`, { err })
+          await this.worker.crash(err)
+        }
+      }),
+    )
+  }
+
+  private async runActor(index: number): Promise<void> {
+    const ctx: ActorContext = { event: undefined, held: [], agent: this.agent.name }
+    const pull: Pull = () => this.queue.take()
+    await actorContext.run(ctx, async () => {
+      while (!this.stopped) {
+        const stream = new Stream<any, any>(this.services(), pull, ctx)
+        try {
+          const result = this.agent.fn(stream)
+          if (result && typeof (result as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
+            for await (const value of result as AsyncIterable<unknown>) await this.worker.yielded(this.agent, ctx, value)
+          } else {
+            await result
+          }
+          // The body returned (its stream ended or it broke out): what it held is done.
+          ackHeld(ctx)
+          return
+        } catch (err) {
+          if (this.stopped || this.worker.state === 'crashed' || this.worker.state === 'stopped') return
+          const action = await this.onError(err, ctx, index)
+          if (action === 'crash') return
+        }
+      }
+    })
+  }
+
+  /** Applies the agent's `onError` to what the actor held when it threw. */
+  private async onError(err: unknown, ctx: ActorContext, index: number): Promise<ErrorAction | 'retry'> {
+    const held = ctx.held.splice(0)
+    const event = ctx.event
+    ctx.event = undefined
+    const name = this.agent.name
+    if (held.length === 0) {
+      // Nothing to retry, skip or dead-letter: restarting would fail the same way forever.
+      this.worker.logger.error(`agent ${name} (actor ${index}) failed outside any event`, { err })
+      await this.worker.crash(err)
+      return 'crash'
+    }
+    const first = held[0]!.root
+    const attempt = (this.attempts.get(first) ?? 0) + 1
+    if (attempt <= this.agent.retries && this.agent.onError !== 'crash') {
+      this.attempts.set(first, attempt)
+      this.worker.logger.warn(`agent ${name} failed; retrying (attempt ${attempt} of ${this.agent.retries})`, {
+        err,
+        topic: first.topic,
+        partition: first.partition,
+        offset: first.offset,
+      })
+      this.busyRetries++
+      try {
+        await new Promise((r) => setTimeout(r, this.agent.retryBackoffMs * 2 ** (attempt - 1)))
+      } finally {
+        this.busyRetries--
+      }
+      for (let i = held.length - 1; i >= 0; i--) {
+        const root = held[i]!.root
+        this.attempts.set(root, attempt)
+        const origin = root.origin ?? this.queue
+        origin.unshift(root)
+      }
+      return 'retry'
+    }
+    let action: ErrorAction
+    const policy = this.agent.onError
+    if (typeof policy === 'function') {
+      try {
+        action = (await policy(err, event)) ?? 'skip'
+      } catch (handlerErr) {
+        this.worker.logger.error(`agent ${name}: onError handler threw; crashing`, { err: handlerErr })
+        action = 'crash'
+      }
+    } else {
+      action = policy
+    }
+    if (action === 'crash') {
+      this.worker.logger.error(`agent ${name} failed; onError is 'crash': stopping without committing`, { err })
+      await this.worker.crash(
+        new MephistoError('AGENT_FAILED', `agent ${name} failed: ${(err as Error)?.message ?? err}`, { cause: err }),
+      )
+      return 'crash'
+    }
+    for (const e of held) {
+      if (action === 'dlq') await this.worker.deadLetter(e.root, err, this.agent)
+      else this.worker.skipped(this.agent, e.root, err)
+      e.ack()
+    }
+    return action
+  }
+}

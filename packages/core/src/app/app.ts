@@ -1,0 +1,252 @@
+import type { AgentFn, AgentOptions } from '../agents/agent.js'
+import { Agent } from '../agents/agent.js'
+import { ConfigurationError, NotReadyError } from '../errors.js'
+import { Monitor } from '../sensors/monitor.js'
+import { SensorSet } from '../sensors/sensorSet.js'
+import type { Store } from '../stores/store.js'
+import type { TableOptions } from '../tables/table.js'
+import { Table } from '../tables/table.js'
+import type { TableState } from '../tables/tableState.js'
+import type { Message, TopicOptions } from '../topics/topic.js'
+import { Channel, Topic } from '../topics/topic.js'
+import type { RecordMetadata, Transport } from '../transport/transport.js'
+import type { Clock } from './clock.js'
+import type { LogLevel, Logger } from './logger.js'
+import { consoleLogger } from './logger.js'
+import type { CrontabOptions, TimerOptions } from './schedule.js'
+import { Worker } from './worker.js'
+
+export type ProcessingGuarantee = 'at_least_once' | 'exactly_once'
+
+/** kafkajs options passed through as they are (see the kafkajs docs for each). */
+export interface KafkaOptions {
+  client?: Record<string, unknown>
+  consumer?: Record<string, unknown>
+  producer?: Record<string, unknown>
+  run?: Record<string, unknown>
+}
+
+export interface AppOptions {
+  /** The app's name; also the consumer group id and the prefix of its internal topics. */
+  id: string
+  /** `memory://` (default), `memory://name`, `kafka://host:9092,...`, `host:9092,...` or an array of hosts. */
+  broker?: string | string[]
+  /** Default table store: `memory://` (default) or a Store such as `rocksdbStore({ path })`. */
+  store?: Store | string
+  processingGuarantee?: ProcessingGuarantee
+  /** Commit offsets this often (ms, app clock). Default 2800. */
+  commitIntervalMs?: number
+  /** ...or after this many acks, whichever comes first. Default 10 000. */
+  commitEvery?: number
+  /** Partitions of topics Mephisto creates when none are given. Default 8. */
+  topicPartitions?: number
+  /** Replication factor of topics Mephisto creates. Default 1. */
+  topicReplicas?: number
+  /** Events buffered per agent before the consumer waits. Default 1000. */
+  maxBufferedEvents?: number
+  /** How long a rebalance or stop waits for events in progress to finish. Default 30 000 ms. */
+  drainTimeoutMs?: number
+  /** A logger, or the level of the built-in stderr logger. Default `'info'`. */
+  logger?: Logger | LogLevel
+  /** Where new partitions start when the group has no committed offset. Default `'earliest'`. */
+  autoOffsetReset?: 'earliest' | 'latest'
+  /** kafkajs options for `kafka://` brokers. */
+  kafka?: KafkaOptions
+}
+
+/** What `start` may replace; the testkit uses it. */
+export interface StartOptions {
+  transport?: Transport
+  clock?: Clock
+  store?: Store
+}
+
+interface TimerDef {
+  ms: number
+  fn: () => unknown
+  options: TimerOptions
+}
+interface CrontabDef {
+  expr: string
+  fn: () => unknown
+  options: CrontabOptions
+}
+
+/**
+ * A Mephisto application: declare topics, agents, tables and timers on it, then `start()` a
+ * worker. The same definitions run on Kafka, on the memory broker and in the testkit.
+ */
+export class App {
+  readonly id: string
+  readonly options: Readonly<AppOptions>
+  readonly sensors: SensorSet
+  readonly monitor: Monitor
+  readonly logger: Logger
+  /** @internal */ readonly topics = new Map<string, Topic<any, any>>()
+  /** @internal */ readonly channels = new Map<string, Channel<any, any>>()
+  /** @internal */ readonly agents: Agent<any, any, any>[] = []
+  /** @internal */ readonly tables: Table<any, any>[] = []
+  /** @internal */ readonly timers: TimerDef[] = []
+  /** @internal */ readonly crontabs: CrontabDef[] = []
+  /** @internal */ readonly tasks: (() => unknown)[] = []
+  /** @internal */ worker: Worker | undefined
+  private channelSeq = 0
+
+  constructor(options: AppOptions) {
+    if (!options || typeof options.id !== 'string' || !/^[a-zA-Z0-9._-]{1,200}$/.test(options.id)) {
+      throw new ConfigurationError(
+        `App needs an id of letters, digits, '.', '_' and '-' (got ${JSON.stringify(options?.id)})`,
+      )
+    }
+    for (const k of ['commitIntervalMs', 'commitEvery', 'topicPartitions', 'maxBufferedEvents'] as const) {
+      const v = options[k]
+      if (v !== undefined && !(Number.isInteger(v) && v > 0)) {
+        throw new ConfigurationError(`App ${options.id}: ${k} must be a positive integer (got ${v})`)
+      }
+    }
+    if (options.processingGuarantee && !['at_least_once', 'exactly_once'].includes(options.processingGuarantee)) {
+      throw new ConfigurationError(`App ${options.id}: processingGuarantee must be 'at_least_once' or 'exactly_once'`)
+    }
+    this.id = options.id
+    this.options = options
+    this.logger =
+      typeof options.logger === 'object' ? options.logger : consoleLogger(options.logger ?? 'info', options.id)
+    this.sensors = new SensorSet({ onSensorError: (err) => this.logger.warn('sensor failed', { err }) })
+    this.monitor = new Monitor()
+    this.sensors.add(this.monitor)
+  }
+
+  get topicPartitions(): number {
+    return this.options.topicPartitions ?? 8
+  }
+
+  /** Declares a topic. Declaring the same name twice returns the first declaration. */
+  topic<K = string, V = unknown>(name: string, options: TopicOptions<K, V> = {}): Topic<K, V> {
+    const existing = this.topics.get(name)
+    if (existing) return existing as Topic<K, V>
+    this.assertNotStarted(`topic ${name}`)
+    const t = new Topic<K, V>(name, options, this)
+    this.topics.set(name, t)
+    return t
+  }
+
+  /** An in-process topic: agents read it like a topic, nothing goes to the broker. */
+  channel<V = unknown, K = unknown>(name?: string): Channel<V, K> {
+    const n = name ?? `channel-${++this.channelSeq}`
+    if (this.channels.has(n)) throw new ConfigurationError(`channel ${n} is already declared`)
+    const c = new Channel<V, K>(n, this)
+    this.channels.set(n, c)
+    return c
+  }
+
+  /** Declares an agent: `fn` iterates the stream of `source`. */
+  agent<V, K, R = unknown>(
+    source: Topic<K, V> | Channel<V, K>,
+    fn: AgentFn<V, K, R>,
+    options: AgentOptions<V, K, R> = {},
+  ): Agent<V, K, R> {
+    if (!(source instanceof Topic) && !(source instanceof Channel)) {
+      throw new ConfigurationError('app.agent(source, fn): source must be a topic or a channel of this app')
+    }
+    const a = new Agent<V, K, R>(source, fn, options, this)
+    if (this.agents.some((x) => x.name === a.name)) {
+      throw new ConfigurationError(`agent ${a.name} is already declared: give one of them { name }`)
+    }
+    this.assertNotStarted(`agent ${a.name}`)
+    this.agents.push(a)
+    return a
+  }
+
+  /** Declares a table backed by the changelog topic `<id>-<name>-changelog`. */
+  table<K = string, V = unknown>(name: string, options: TableOptions<K, V> = {}): Table<K, V> {
+    if (this.tables.some((t) => t.name === name)) throw new ConfigurationError(`table ${name} is already declared`)
+    this.assertNotStarted(`table ${name}`)
+    const t = new Table<K, V>(name, options, this)
+    this.tables.push(t)
+    return t
+  }
+
+  /** Runs `fn` every `ms` (app clock) while the worker runs; `onLeader` runs it on one worker only. */
+  timer(ms: number, fn: () => unknown, options: TimerOptions = {}): void {
+    if (!(ms > 0)) throw new ConfigurationError('app.timer(ms, fn): ms must be positive')
+    this.timers.push({ ms, fn, options })
+  }
+
+  /** Runs `fn` on a cron schedule (5 or 6 fields), in `timezone` (default UTC). */
+  crontab(expr: string, fn: () => unknown, options: CrontabOptions = {}): void {
+    this.crontabs.push({ expr, fn, options })
+  }
+
+  /** Runs `fn` once, when the worker is ready. */
+  task(fn: () => unknown): void {
+    this.tasks.push(fn)
+  }
+
+  /** True once `start()` resolved and until `stop()`. */
+  get running(): boolean {
+    return this.worker?.state === 'running'
+  }
+
+  /**
+   * Starts a worker: connects, creates missing topics, joins the group and recovers the tables of
+   * its partitions. Resolves when ready.
+   */
+  async start(overrides: StartOptions = {}): Promise<void> {
+    if (this.worker && this.worker.state !== 'stopped' && this.worker.state !== 'crashed') {
+      throw new ConfigurationError(`app ${this.id} is already started`)
+    }
+    const worker = new Worker(this, overrides)
+    this.worker = worker
+    try {
+      await worker.start()
+    } catch (err) {
+      await worker.abort(err).catch(() => {})
+      throw err
+    }
+  }
+
+  /** Stops fetching, lets events in progress finish, flushes, commits and leaves the group. */
+  async stop(): Promise<void> {
+    await this.worker?.stop()
+  }
+
+  /** @internal Stops at once without committing (the testkit's crash). */
+  async abort(reason?: unknown): Promise<void> {
+    await this.worker?.abort(reason)
+  }
+
+  /** @internal */
+  sendTo(
+    target: Topic<any, any> | Channel<any, any>,
+    message: Message<any, any>,
+    wait: boolean,
+  ): Promise<RecordMetadata | undefined> {
+    return this.runningWorker(`send to ${target.name}`).sendTo(target, message, wait)
+  }
+
+  /** @internal */
+  ask(agent: Agent<any, any, any>, message: Message<any, any>, timeoutMs: number): Promise<unknown> {
+    return this.runningWorker(`ask ${agent.name}`).ask(agent, message, timeoutMs)
+  }
+
+  /** @internal */
+  tableState<K, V>(table: Table<K, V>): TableState<K, V> {
+    return this.runningWorker(`use table ${table.name}`).tableState(table)
+  }
+
+  private runningWorker(what: string): Worker {
+    const w = this.worker
+    if (!w || (w.state !== 'running' && w.state !== 'starting' && w.state !== 'stopping')) {
+      throw new NotReadyError(
+        `cannot ${what}: app ${this.id} is not running (${w?.state ?? 'never started'}); await app.start() first`,
+      )
+    }
+    return w
+  }
+
+  private assertNotStarted(what: string): void {
+    if (this.worker && this.worker.state !== 'stopped' && this.worker.state !== 'crashed') {
+      throw new ConfigurationError(`cannot declare ${what}: app ${this.id} is already running`)
+    }
+  }
+}

@@ -1,0 +1,760 @@
+import { randomUUID } from 'node:crypto'
+import type { Agent } from '../agents/agent.js'
+import { AgentRuntime } from '../agents/agentRuntime.js'
+import type { ActorContext } from '../agents/context.js'
+import { EncodeError, MephistoError, NotReadyError } from '../errors.js'
+import type { SensorSet } from '../sensors/sensorSet.js'
+import { memoryStore } from '../stores/memoryStore.js'
+import type { Store, TableStore } from '../stores/store.js'
+import { StreamEvent } from '../streams/event.js'
+import type { EventQueue } from '../streams/eventQueue.js'
+import type { RepartitionSpec } from '../streams/stream.js'
+import type { Table } from '../tables/table.js'
+import { TableState } from '../tables/tableState.js'
+import type { Codec } from '../topics/codec.js'
+import { json, string } from '../topics/codec.js'
+import type { Message } from '../topics/topic.js'
+import { Channel, Topic, toHeaders } from '../topics/topic.js'
+import { createTransport } from '../transport/createTransport.js'
+import type {
+  CommitOffset,
+  RawRecord,
+  RecordBatch,
+  RecordMetadata,
+  TopicPartition,
+  TopicSpec,
+  Transport,
+  TransportConsumer,
+  TransportProducer,
+} from '../transport/transport.js'
+import type { App, StartOptions } from './app.js'
+import type { Clock, TimerHandle } from './clock.js'
+import { realClock } from './clock.js'
+import type { Logger } from './logger.js'
+import type { Delivery } from './offsetTracker.js'
+import { OffsetTracker } from './offsetTracker.js'
+import { parseCron, Scheduler } from './schedule.js'
+
+export type WorkerState = 'starting' | 'running' | 'stopping' | 'stopped' | 'crashed'
+
+/** Header names Mephisto sets. */
+export const HEADERS = {
+  correlationId: 'mephisto-correlation-id',
+  replyTo: 'mephisto-reply-to',
+  error: 'mephisto-error',
+  errorCode: 'mephisto-error-code',
+  errorClass: 'mephisto-error-class',
+  sourceTopic: 'mephisto-source-topic',
+  sourcePartition: 'mephisto-source-partition',
+  sourceOffset: 'mephisto-source-offset',
+  sourceTimestamp: 'mephisto-source-timestamp',
+  agent: 'mephisto-agent',
+  failedAt: 'mephisto-failed-at',
+} as const
+
+interface Subscriber {
+  agent: AgentRuntime
+  queue: EventQueue<StreamEvent<any, any>>
+}
+
+interface Subscription {
+  topic: Topic<any, any> | Channel<any, any>
+  subscribers: Subscriber[]
+}
+
+interface PendingAsk {
+  resolve: (value: unknown) => void
+  reject: (err: unknown) => void
+  timer: TimerHandle
+}
+
+/** Key codec of repartition topics: strings as they are, numbers and booleans as their text. */
+const groupKeyCodec: Codec<unknown> = {
+  encode: (k) => string().encode(typeof k === 'string' ? k : String(k)),
+  decode: (b) => b.toString('utf8'),
+}
+
+const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`
+
+/**
+ * One running instance of an App: the consumer, the producer, the agents' actors, the tables'
+ * state, offset tracking and commits. `App.start()` makes a new one each time, so a crashed
+ * worker leaves nothing behind that a restarted one could trip on.
+ */
+export class Worker {
+  state: WorkerState = 'starting'
+  readonly id = randomUUID()
+  readonly clock: Clock
+  readonly logger: Logger
+  readonly sensors: SensorSet
+  readonly transport: Transport
+  private readonly store: Store
+  private producer!: TransportProducer
+  private consumer: TransportConsumer | undefined
+  private readonly agents = new Map<Agent<any, any, any>, AgentRuntime>()
+  private readonly subscriptions = new Map<string, Subscription>()
+  private readonly trackers = new Map<string, OffsetTracker & { tp: TopicPartition; committed: number; revoked: boolean }>()
+  private readonly tableStates = new Map<Table<any, any>, TableState<any, any>>()
+  private readonly internalTopics = new Map<string, Topic<any, any>>()
+  private readonly asks = new Map<string, PendingAsk>()
+  private readonly scheduler: Scheduler
+  private commitTimer: TimerHandle | undefined
+  private committing: Promise<void> | null = null
+  private commitAgain = false
+  private acksSinceCommit = 0
+  private busy = 0
+  private channelOffsets = new Map<string, number>()
+  private keepAlive: NodeJS.Timeout | undefined
+  private leader = false
+  private crashError: unknown
+  /** True once the consumer subscribed: no more topics can be added. */
+  subscribed = false
+
+  constructor(
+    readonly app: App,
+    overrides: StartOptions,
+  ) {
+    this.clock = overrides.clock ?? realClock
+    this.logger = app.logger
+    this.sensors = app.sensors
+    this.transport = overrides.transport ?? createTransport(app.options.broker ?? 'memory://', app.options)
+    const store = overrides.store ?? app.options.store ?? 'memory://'
+    this.store = resolveStore(store)
+    this.scheduler = new Scheduler(this.clock, (name, fn) => this.runJob(name, fn))
+  }
+
+  get leaderTopic(): string {
+    return `${this.app.id}-__leader`
+  }
+
+  get isLeader(): boolean {
+    return this.leader
+  }
+
+  /** Crashed or stopped: nothing may be sent, flushed or committed any more. */
+  get dead(): boolean {
+    return this.state === 'crashed' || this.state === 'stopped'
+  }
+
+  /** The error that crashed the worker, if one did. */
+  get crashReason(): unknown {
+    return this.crashError
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async start(): Promise<void> {
+    const app = this.app
+    await this.transport.connect()
+    this.producer = this.transport.producer()
+    for (const a of app.agents) {
+      const rt = new AgentRuntime(a, this, app.options.maxBufferedEvents ?? 1000)
+      this.agents.set(a, rt)
+      this.addSubscriber(a.source, rt, rt.queue)
+    }
+    for (const t of app.tables) {
+      const store = t.options.store ? resolveStore(t.options.store) : this.store
+      const ts: TableStore<any> = await store.open({
+        appId: app.id,
+        table: t.name,
+        partitions: t.partitions,
+        encode: (v) => t.valueCodec.encode(v),
+        decode: (b) => t.valueCodec.decode(b),
+      })
+      this.tableStates.set(t, new TableState(t, ts, this.sensors, () => void this.commit()))
+    }
+    // Actors start before the group is joined: groupBy()/through() called at the top of an agent
+    // body register their topics now, so the consumer subscribes to them from the start.
+    for (const rt of this.agents.values()) rt.start()
+    await new Promise((r) => setImmediate(r))
+    await this.transport.admin.ensureTopics(this.topicSpecs())
+    await this.checkCopartitioning()
+
+    const topics = [...this.subscriptions.values()].filter((s) => s.topic instanceof Topic).map((s) => s.topic.name)
+    this.subscribed = true
+    if (topics.length > 0) {
+      topics.push(this.leaderTopic)
+      this.consumer = this.transport.consumer({
+        groupId: app.id,
+        fromBeginning: app.options.autoOffsetReset !== 'latest',
+      })
+      await this.consumer.start(topics, {
+        onAssign: (tps) => this.onAssign(tps),
+        onRevoke: (tps) => this.onRevoke(tps),
+        onBatch: (batch) => this.onBatch(batch),
+      })
+    } else {
+      // No stream to read: the worker leads itself, and owns every table partition.
+      this.leader = true
+      for (const ts of this.tableStates.values()) {
+        for (let p = 0; p < ts.table.partitions; p++) await ts.recover(this.transport, p)
+      }
+    }
+    this.state = 'running'
+    this.keepAlive = setInterval(() => {}, 1 << 30)
+    this.scheduleCommit()
+    for (const t of app.timers) {
+      this.scheduler.every(t.ms, t.options.name ?? `timer(${t.ms}ms)`, this.leaderGate(t.fn, t.options.onLeader))
+    }
+    for (const c of app.crontabs) {
+      const cron = parseCron(c.expr, c.options.timezone)
+      this.scheduler.cron(cron, c.options.name ?? `crontab(${c.expr})`, this.leaderGate(c.fn, c.options.onLeader))
+    }
+    for (const task of app.tasks) void this.runJob(task.name || 'task', task)
+    this.logger.info(`worker ready`, {
+      app: app.id,
+      broker: this.transport.url,
+      store: this.store.kind,
+      agents: app.agents.length,
+      tables: app.tables.length,
+    })
+  }
+
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'crashed') return
+    if (this.state === 'stopping') return this.stopping
+    this.state = 'stopping'
+    this.stopping = this.doStop()
+    return this.stopping
+  }
+  private stopping: Promise<void> | undefined
+
+  private async doStop(): Promise<void> {
+    this.scheduler.stop()
+    if (this.commitTimer) this.clock.clearTimeout(this.commitTimer)
+    // Leaving the group revokes every partition: drain, flush, commit, release.
+    await this.consumer?.stop()
+    for (const rt of this.agents.values()) rt.close()
+    const drain = this.app.options.drainTimeoutMs ?? 30_000
+    for (const rt of this.agents.values()) {
+      if (!(await rt.join(drain))) this.logger.warn(`agent ${rt.agent.name} did not finish within ${drain} ms`)
+    }
+    await this.commit()
+    for (const ask of this.asks.values()) {
+      this.clock.clearTimeout(ask.timer)
+      ask.reject(new NotReadyError('the app stopped before the agent answered'))
+    }
+    this.asks.clear()
+    await this.producer.close()
+    for (const ts of this.tableStates.values()) await ts.store.close()
+    await this.transport.close()
+    clearInterval(this.keepAlive)
+    this.state = 'stopped'
+    this.logger.info('worker stopped', { app: this.app.id })
+  }
+
+  /** Stops at once: nothing is flushed or committed. What was not committed is redelivered. */
+  async abort(reason?: unknown): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'crashed') return
+    this.state = 'crashed'
+    this.crashError ??= reason
+    this.scheduler.stop()
+    if (this.commitTimer) this.clock.clearTimeout(this.commitTimer)
+    clearInterval(this.keepAlive)
+    for (const rt of this.agents.values()) rt.close()
+    for (const ts of this.tableStates.values()) ts.discard()
+    for (const ask of this.asks.values()) {
+      this.clock.clearTimeout(ask.timer)
+      ask.reject(new NotReadyError('the app crashed before the agent answered', { cause: reason }))
+    }
+    this.asks.clear()
+    await Promise.allSettled([this.consumer?.abort(), this.producer?.abort()])
+    for (const ts of this.tableStates.values()) await ts.store.close().catch(() => {})
+    await this.transport.close().catch(() => {})
+  }
+
+  /** An agent asked to crash (onError 'crash', or a failure outside any event). */
+  async crash(err: unknown): Promise<void> {
+    this.crashError ??= err
+    this.logger.error('worker crashed; nothing after the last commit is kept', { err })
+    await this.abort(err)
+  }
+
+  // ---------------------------------------------------------------- topics and subscriptions
+
+  /** @internal */
+  addSubscriber(topic: Topic<any, any> | Channel<any, any>, agent: AgentRuntime, queue: EventQueue<StreamEvent<any, any>>): void {
+    let sub = this.subscriptions.get(topic.name)
+    if (!sub) this.subscriptions.set(topic.name, (sub = { topic, subscribers: [] }))
+    sub.subscribers.push({ agent, queue })
+  }
+
+  /** @internal The repartition topic of a groupBy, created on first use. */
+  repartitionTopic(agent: Agent<any, any, any>, spec: RepartitionSpec): Topic<any, any> {
+    const name = `${this.app.id}-${agent.name}-${spec.repartition}-repartition`
+    let t = this.internalTopics.get(name)
+    if (!t) {
+      const source = agent.source
+      t = new Topic(name, {
+        key: spec.key ?? groupKeyCodec,
+        value: source instanceof Topic ? source.valueCodec : json(),
+        partitions: spec.partitions ?? this.app.topicPartitions,
+        internal: true,
+      }, this.app)
+      this.internalTopics.set(name, t)
+    }
+    return t
+  }
+
+  private topicSpecs(): TopicSpec[] {
+    const app = this.app
+    const replicas = app.options.topicReplicas
+    const specs = new Map<string, TopicSpec>()
+    const add = (s: TopicSpec): void => {
+      if (replicas !== undefined && s.replicas === undefined) s.replicas = replicas
+      specs.set(s.name, s)
+    }
+    for (const t of [...app.topics.values(), ...this.internalTopics.values()]) {
+      const o = t.options
+      const s: TopicSpec = { name: t.name, partitions: o.partitions ?? app.topicPartitions }
+      if (o.replicas !== undefined) s.replicas = o.replicas
+      if (o.compacted) s.compacted = true
+      if (o.retentionMs !== undefined) s.retentionMs = o.retentionMs
+      if (o.config) s.config = o.config
+      add(s)
+    }
+    for (const tb of app.tables) {
+      const s: TopicSpec = { name: tb.changelogTopic, partitions: tb.partitions, compacted: true }
+      if (tb.options.replicas !== undefined) s.replicas = tb.options.replicas
+      add(s)
+    }
+    for (const a of app.agents) {
+      if (!specs.has(a.dlqTopic)) add({ name: a.dlqTopic, partitions: 1 })
+    }
+    add({ name: this.leaderTopic, partitions: 1 })
+    return [...specs.values()]
+  }
+
+  /** A table and the topic feeding it must agree on partition counts (tables shard like their source). */
+  private async checkCopartitioning(): Promise<void> {
+    for (const tb of this.app.tables) {
+      const actual = await this.transport.admin.partitionCount(tb.changelogTopic)
+      if (actual !== undefined && actual !== tb.partitions) {
+        throw new MephistoError(
+          'CO_PARTITIONING',
+          `table ${tb.name} is declared with ${tb.partitions} partition(s) but its changelog ${tb.changelogTopic} ` +
+            `has ${actual}. Declare the table with partitions: ${actual}, or delete the changelog (mephisto reset).`,
+        )
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- consuming
+
+  private async onAssign(tps: TopicPartition[]): Promise<void> {
+    const state = this.sensors.onAssignmentStart(tps)
+    try {
+      const committed = this.consumer ? await this.consumer.committed(tps) : []
+      const committedBy = new Map(committed.map((c) => [tpKey(c.topic, c.partition), c.offset]))
+      const partitions = new Set<number>()
+      for (const tp of tps) {
+        if (tp.topic === this.leaderTopic) {
+          this.leader = true
+          continue
+        }
+        const t = Object.assign(new OffsetTracker(), {
+          tp,
+          committed: committedBy.get(tpKey(tp.topic, tp.partition)) ?? -1,
+          revoked: false,
+        })
+        this.trackers.set(tpKey(tp.topic, tp.partition), t)
+        partitions.add(tp.partition)
+      }
+      for (const ts of this.tableStates.values()) {
+        for (const p of partitions) {
+          if (p < ts.table.partitions && !ts.owns(p)) {
+            const { replayed } = await ts.recover(this.transport, p)
+            if (replayed > 0) this.logger.info(`recovered table ${ts.table.name}[${p}]`, { records: replayed })
+          }
+        }
+      }
+      this.sensors.onAssignmentCompleted(state, tps)
+    } catch (err) {
+      this.sensors.onAssignmentError(state, err)
+      throw err
+    }
+  }
+
+  private async onRevoke(tps: TopicPartition[]): Promise<void> {
+    const state = this.sensors.onRebalanceStart(tps)
+    const revoked = new Set<string>()
+    for (const tp of tps) {
+      if (tp.topic === this.leaderTopic) this.leader = false
+      const t = this.trackers.get(tpKey(tp.topic, tp.partition))
+      if (t) {
+        t.revoked = true
+        revoked.add(tpKey(tp.topic, tp.partition))
+      }
+    }
+    // Queued events of revoked partitions are not processed here: the next owner gets them
+    // again from the committed offset. Events already in an actor's hands are let finish.
+    for (const sub of this.subscriptions.values()) {
+      for (const s of sub.subscribers) {
+        const removed = s.queue.remove((e) => revoked.has(tpKey(e.topic, e.partition)))
+        for (const e of removed) if (e.delivery) (e.delivery.tracker as OffsetTracker).inFlight--
+      }
+    }
+    const deadline = Date.now() + (this.app.options.drainTimeoutMs ?? 30_000)
+    for (;;) {
+      let inFlight = 0
+      for (const k of revoked) inFlight += Math.max(0, this.trackers.get(k)?.inFlight ?? 0)
+      if (inFlight === 0 || this.state === 'crashed') break
+      if (Date.now() > deadline) {
+        this.logger.warn(`rebalance: ${inFlight} event(s) still in progress after the drain timeout; committing what is done`)
+        break
+      }
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    if (this.state !== 'crashed') await this.commit()
+    for (const k of revoked) this.trackers.delete(k)
+    // Release table partitions no topic of ours is assigned any more.
+    const still = new Set([...this.trackers.values()].map((t) => t.tp.partition))
+    const dropped = new Set(tps.map((tp) => tp.partition).filter((p) => !still.has(p)))
+    for (const ts of this.tableStates.values()) {
+      for (const p of dropped) if (ts.owns(p)) await ts.release(p)
+    }
+    this.sensors.onRebalanceEnd(state)
+  }
+
+  private async onBatch(batch: RecordBatch): Promise<void> {
+    const key = tpKey(batch.topic, batch.partition)
+    const tracker = this.trackers.get(key)
+    const sub = this.subscriptions.get(batch.topic)
+    if (!tracker || tracker.revoked || !sub || !(sub.topic instanceof Topic)) return
+    const topic = sub.topic
+    const subs = sub.subscribers
+    const sensors = this.sensors
+    const tp = tracker.tp
+    const keyCodec = topic.keyCodec
+    const valueCodec = topic.valueCodec
+    const onAck = this.onAck
+    for (const r of batch.records) {
+      if (tracker.revoked || this.state === 'crashed') return
+      sensors.onMessageIn(tp, r.offset, (r.value?.length ?? 0) + (r.key?.length ?? 0))
+      let k: unknown
+      let v: unknown
+      try {
+        k = r.key === null ? null : keyCodec.decode(r.key)
+        v = r.value === null ? null : valueCodec.decode(r.value)
+      } catch (err) {
+        const d = tracker.track(r.offset, 1)
+        const dlqs = new Set(subs.map((s) => s.agent.agent))
+        for (const agent of dlqs) await this.deadLetterRaw(r, err, agent)
+        tracker.ack(d)
+        this.acked()
+        continue
+      }
+      const d = tracker.track(r.offset, subs.length)
+      tracker.inFlight += subs.length
+      for (let i = 0; i < subs.length; i++) {
+        const s = subs[i]!
+        const e = new StreamEvent(k, v, r.headers, r.topic, r.partition, r.offset, r.timestamp, d, onAck)
+        e.raw = r
+        e.origin = s.queue
+        const wait = s.queue.push(e)
+        if (wait) await wait
+      }
+    }
+    const last = batch.records[batch.records.length - 1]
+    if (last) sensors.onOffsets(tp, { read: last.offset, end: batch.highWatermark })
+  }
+
+  private readonly onAck = (e: StreamEvent<any, any>): void => {
+    const d = e.delivery as Delivery | undefined
+    if (d) {
+      const t = d.tracker
+      t.inFlight--
+      t.ack(d)
+    }
+    if (this.asks.size > 0) {
+      const id = e.headers[HEADERS.correlationId]
+      if (id) this.answer(id.toString(), undefined)
+    }
+    this.acked()
+  }
+
+  private acked(): void {
+    if (++this.acksSinceCommit >= (this.app.options.commitEvery ?? 10_000)) {
+      this.acksSinceCommit = 0
+      void this.commit()
+    }
+  }
+
+  /** @internal A stream handed an event to user code. */
+  eventIn(agent: string, e: StreamEvent<any, any>): void {
+    this.sensors.onStreamEventIn({ stream: agent, topic: e.topic, partition: e.partition, offset: e.offset })
+  }
+
+  // ---------------------------------------------------------------- producing
+
+  /** @internal */
+  async sendTo(
+    target: Topic<any, any> | Channel<any, any>,
+    message: Message<any, any>,
+    wait: boolean,
+  ): Promise<RecordMetadata | undefined> {
+    if (this.state === 'crashed' || this.state === 'stopped') {
+      throw new NotReadyError(`cannot send to ${target.name}: the worker has ${this.state}`)
+    }
+    if (message === null || typeof message !== 'object' || !('value' in message)) {
+      throw new TypeError(`send to ${target.name}: pass { key?, value, headers?, partition? }`)
+    }
+    if (target instanceof Channel) return this.sendToChannel(target, message)
+    let key: Buffer | null = null
+    let value: Buffer | null = null
+    try {
+      if (message.key !== undefined && message.key !== null) key = target.keyCodec.encode(message.key)
+      if (message.value !== null) value = target.valueCodec.encode(message.value)
+    } catch (cause) {
+      throw new EncodeError(`cannot encode the message for ${target.name}: ${(cause as Error).message}`, { cause })
+    }
+    const record = {
+      topic: target.name,
+      key,
+      value,
+      headers: toHeaders(message.headers),
+      timestamp: message.timestamp ?? this.clock.now(),
+    } as RawRecordOut
+    if (message.partition !== undefined) record.partition = message.partition
+    const state = this.sensors.onSendInitiated(target.name, value?.length ?? 0)
+    try {
+      if (wait) {
+        const meta = await this.producer.sendAndWait(record)
+        this.sensors.onSendCompleted(state, target.name)
+        return meta
+      }
+      await this.producer.send(record)
+      this.sensors.onSendCompleted(state, target.name)
+      return undefined
+    } catch (err) {
+      this.sensors.onSendError(state, target.name, err)
+      throw err
+    }
+  }
+
+  private async sendToChannel(channel: Channel<any, any>, message: Message<any, any>): Promise<RecordMetadata> {
+    const sub = this.subscriptions.get(channel.name)
+    const offset = this.channelOffsets.get(channel.name) ?? 0
+    this.channelOffsets.set(channel.name, offset + 1)
+    const headers = toHeaders(message.headers)
+    const ts = message.timestamp ?? this.clock.now()
+    for (const s of sub?.subscribers ?? []) {
+      const e = new StreamEvent(message.key ?? null, message.value, headers, channel.name, 0, offset, ts, undefined, this.onAck)
+      e.origin = s.queue
+      const wait = s.queue.push(e)
+      if (wait) await wait
+    }
+    return { topic: channel.name, partition: 0, offset }
+  }
+
+  /** @internal What groupBy/through/echo send. Keeps the event's headers. */
+  async forward(
+    target: Topic<any, any> | Channel<any, any>,
+    key: unknown,
+    value: unknown,
+    event: StreamEvent<any, any>,
+  ): Promise<void> {
+    await this.sendTo(target, { key, value, headers: event.headers }, false)
+  }
+
+  /** @internal An agent generator yielded `value` while processing `ctx.event`. */
+  async yielded(agent: Agent<any, any, any>, ctx: ActorContext, value: unknown): Promise<void> {
+    const event = ctx.event
+    for (const sink of agent.sinks) {
+      if (typeof sink === 'function') await sink(value)
+      else if (sink instanceof Topic || sink instanceof Channel) await sink.send({ value })
+      else await sink.send({ value })
+    }
+    const id = event?.headers[HEADERS.correlationId]
+    if (id) this.answer(id.toString(), value)
+  }
+
+  /** @internal */
+  async ask(agent: Agent<any, any, any>, message: Message<any, any>, timeoutMs: number): Promise<unknown> {
+    const id = randomUUID()
+    const reply = new Promise<unknown>((resolve, reject) => {
+      const timer = this.clock.setTimeout(() => {
+        this.asks.delete(id)
+        reject(new MephistoError('ASK_TIMEOUT', `agent ${agent.name} did not answer within ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.asks.set(id, { resolve, reject, timer })
+    })
+    const headers = { ...(message.headers ?? {}), [HEADERS.correlationId]: id, [HEADERS.replyTo]: this.id }
+    try {
+      await agent.source.send({ ...message, headers })
+    } catch (err) {
+      const pending = this.asks.get(id)
+      if (pending) {
+        this.clock.clearTimeout(pending.timer)
+        this.asks.delete(id)
+      }
+      throw err
+    }
+    return reply
+  }
+
+  private answer(id: string, value: unknown): void {
+    const pending = this.asks.get(id)
+    if (!pending) return
+    this.asks.delete(id)
+    this.clock.clearTimeout(pending.timer)
+    pending.resolve(value)
+  }
+
+  // ---------------------------------------------------------------- errors
+
+  /** @internal Sends the event's original bytes to the agent's dead-letter topic. */
+  async deadLetter(event: StreamEvent<any, any>, err: unknown, agent: Agent<any, any, any>): Promise<void> {
+    const raw: RawRecord = event.raw ?? {
+      topic: event.topic,
+      partition: event.partition,
+      offset: event.offset,
+      timestamp: event.timestamp,
+      key: event.key === null || event.key === undefined ? null : Buffer.from(String(event.key)),
+      value: json().encode(event.value),
+      headers: event.headers,
+    }
+    await this.deadLetterRaw(raw, err, agent)
+  }
+
+  private async deadLetterRaw(r: RawRecord, err: unknown, agent: Agent<any, any, any>): Promise<void> {
+    const message = (err as Error)?.message ?? String(err)
+    const code = err instanceof MephistoError ? err.code : 'AGENT_FAILED'
+    const headers = {
+      ...r.headers,
+      [HEADERS.error]: Buffer.from(message.slice(0, 4096)),
+      [HEADERS.errorCode]: Buffer.from(code),
+      [HEADERS.errorClass]: Buffer.from((err as Error)?.name ?? 'Error'),
+      [HEADERS.sourceTopic]: Buffer.from(r.topic),
+      [HEADERS.sourcePartition]: Buffer.from(String(r.partition)),
+      [HEADERS.sourceOffset]: Buffer.from(String(r.offset)),
+      [HEADERS.sourceTimestamp]: Buffer.from(String(r.timestamp)),
+      [HEADERS.agent]: Buffer.from(agent.name),
+      [HEADERS.failedAt]: Buffer.from(String(this.clock.now())),
+    }
+    const dlq = agent.dlqTopic
+    await this.producer.send({ topic: dlq, key: r.key, value: r.value, headers, timestamp: r.timestamp })
+    this.logger.warn(`dead-lettered ${r.topic}[${r.partition}]@${r.offset} to ${dlq}: ${message}`, { code })
+    this.sensors.onDlq({ topic: r.topic, partition: r.partition, offset: r.offset }, dlq, code)
+  }
+
+  /** @internal */
+  skipped(agent: Agent<any, any, any>, event: StreamEvent<any, any>, err: unknown): void {
+    this.logger.warn(`agent ${agent.name} skipped ${event.topic}[${event.partition}]@${event.offset}`, { err })
+    this.sensors.onSkip(agent.name, err)
+  }
+
+  // ---------------------------------------------------------------- tables
+
+  /** @internal */
+  tableState<K, V>(table: Table<K, V>): TableState<K, V> {
+    const s = this.tableStates.get(table)
+    if (!s) throw new NotReadyError(`table ${table.name} does not belong to app ${this.app.id}`)
+    return s as TableState<K, V>
+  }
+
+  // ---------------------------------------------------------------- commits
+
+  private scheduleCommit(): void {
+    const ms = this.app.options.commitIntervalMs ?? 2800
+    this.commitTimer = this.clock.setTimeout(() => {
+      if (this.state !== 'running') return
+      void this.commit().finally(() => this.state === 'running' && this.scheduleCommit())
+    }, ms)
+  }
+
+  /**
+   * Flushes the producer and the table changelogs, then commits every partition up to its
+   * highest contiguous acked offset. Serialised: a commit asked for during one runs after it.
+   */
+  commit(): Promise<void> {
+    if (this.committing) {
+      this.commitAgain = true
+      return this.committing
+    }
+    this.busy++
+    this.committing = (async () => {
+      try {
+        do {
+          this.commitAgain = false
+          await this.commitOnce()
+        } while (this.commitAgain && this.state !== 'crashed')
+      } finally {
+        this.committing = null
+        this.busy--
+      }
+    })()
+    return this.committing
+  }
+
+  private async commitOnce(): Promise<void> {
+    if (this.state === 'crashed' || this.state === 'stopped') return
+    const offsets: CommitOffset[] = []
+    for (const t of this.trackers.values()) {
+      if (t.committable > t.committed) offsets.push({ topic: t.tp.topic, partition: t.tp.partition, offset: t.committable })
+    }
+    const changelog = []
+    for (const ts of this.tableStates.values()) changelog.push(...ts.beginCommit())
+    if (offsets.length === 0 && changelog.length === 0 && this.producer.pending() === 0) return
+    const state = this.sensors.onCommitInitiated()
+    try {
+      for (const r of changelog) await this.producer.send(r)
+      const flushed = await this.producer.flush()
+      for (const ts of this.tableStates.values()) await ts.completeCommit(flushed)
+      if (offsets.length > 0 && this.consumer && !this.dead) {
+        await this.consumer.commit(offsets)
+        for (const o of offsets) {
+          const t = this.trackers.get(tpKey(o.topic, o.partition))
+          if (t) t.committed = Math.max(t.committed, o.offset)
+          this.sensors.onOffsets(o, { committed: o.offset })
+        }
+      }
+      this.sensors.onCommitCompleted(state, offsets)
+    } catch (err) {
+      for (const ts of this.tableStates.values()) ts.abortCommit()
+      if (this.dead) return
+      this.logger.error('commit failed; it is retried at the next interval', { err })
+      throw new MephistoError('COMMIT_FAILED', `commit failed: ${(err as Error)?.message ?? err}`, { cause: err })
+    }
+  }
+
+  // ---------------------------------------------------------------- timers and tasks
+
+  private leaderGate(fn: () => unknown, onLeader: boolean | undefined): () => unknown {
+    return onLeader ? () => (this.leader ? fn() : undefined) : fn
+  }
+
+  private async runJob(name: string, fn: () => unknown): Promise<void> {
+    this.busy++
+    try {
+      await fn()
+    } catch (err) {
+      this.logger.error(`${name} failed`, { err })
+    } finally {
+      this.busy--
+    }
+  }
+
+  /** @internal Nothing queued, in progress, being committed or being run by a timer. */
+  idle(): boolean {
+    if (this.busy > 0) return false
+    for (const rt of this.agents.values()) if (!rt.idle()) return false
+    return true
+  }
+
+  /** @internal For the testkit and tools: the runtime of an agent. */
+  agentRuntime(agent: Agent<any, any, any>): AgentRuntime | undefined {
+    return this.agents.get(agent)
+  }
+}
+
+type RawRecordOut = Parameters<TransportProducer['send']>[0]
+
+function resolveStore(store: Store | string): Store {
+  if (typeof store !== 'string') return store
+  if (store === 'memory://' || store === 'memory') return memoryStore()
+  throw new MephistoError(
+    'CONFIGURATION',
+    `unknown store ${JSON.stringify(store)}: use 'memory://' or a Store object such as rocksdbStore({ path }) from @mephisto/store-rocksdb`,
+  )
+}

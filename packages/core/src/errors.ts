@@ -1,0 +1,85 @@
+/**
+ * Every error Mephisto throws is a {@link MephistoError} with a stable `code` that scripts and
+ * `onError` handlers can switch on. Subclasses exist only where callers handle them differently.
+ */
+export const ErrorCodes = [
+  'CONFIGURATION',
+  'DECODE',
+  'SCHEMA_VALIDATION',
+  'ENCODE',
+  'NOT_READY',
+  'NO_EVENT_CONTEXT',
+  'PARTITION_OUT_OF_RANGE',
+  'TOPIC_NOT_FOUND',
+  'CO_PARTITIONING',
+  'AGENT_FAILED',
+  'ASK_TIMEOUT',
+  'APP_STOPPED',
+  'BROKER',
+  'COMMIT_FAILED',
+  'RECOVERY_FAILED',
+  'PRODUCER',
+] as const
+
+export type ErrorCode = (typeof ErrorCodes)[number]
+
+export class MephistoError extends Error {
+  readonly code: ErrorCode
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+/** Invalid options or a definition that cannot work (raised at definition or start time). */
+export class ConfigurationError extends MephistoError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CONFIGURATION', message, options)
+  }
+}
+
+/** A message's key or value could not be decoded, or failed schema validation. */
+export class DecodeError extends MephistoError {
+  readonly field: 'key' | 'value'
+  /** Standard Schema issues, when validation (not parsing) failed. */
+  readonly issues?: readonly { message: string; path?: readonly unknown[] }[]
+  constructor(
+    code: 'DECODE' | 'SCHEMA_VALIDATION',
+    field: 'key' | 'value',
+    message: string,
+    options?: { cause?: unknown; issues?: readonly { message: string; path?: readonly unknown[] }[] },
+  ) {
+    super(code, message, options)
+    this.field = field
+    if (options?.issues) this.issues = options.issues
+  }
+}
+
+/** A value could not be encoded for sending. Nothing was sent. */
+export class EncodeError extends MephistoError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ENCODE', message, options)
+  }
+}
+
+/** The app (or the part asked for) is not running yet, or no longer. */
+export class NotReadyError extends MephistoError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NOT_READY', message, options)
+  }
+}
+
+/** A table was written where no event is being processed and no partition was given. */
+export class NoEventContextError extends MephistoError {
+  constructor(message: string) {
+    super('NO_EVENT_CONTEXT', message)
+  }
+}
+
+/** The broker (memory or Kafka) failed an operation. */
+export class BrokerError extends MephistoError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BROKER', message, options)
+  }
+}

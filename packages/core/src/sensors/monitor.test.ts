@@ -1,0 +1,385 @@
+import { describe, expect, it } from 'vitest'
+import { LatencySeries, Monitor, type MonitorSnapshot, RateCounter } from './monitor.js'
+import type { StreamEventInfo } from './sensor.js'
+import { SensorSet } from './sensorSet.js'
+
+function clock(start = 0): { now: () => number; advance: (ms: number) => void; set: (ms: number) => void } {
+  let t = start
+  return {
+    now: () => t,
+    advance: (ms) => {
+      t += ms
+    },
+    set: (ms) => {
+      t = ms
+    },
+  }
+}
+
+function ev(stream: string, offset = 0, topic = 'hits', partition = 0): StreamEventInfo {
+  return { stream, topic, partition, offset }
+}
+
+describe('Monitor', () => {
+  it('starts empty', () => {
+    const s = new Monitor({ now: () => 0 }).snapshot()
+    expect(s.messages.receivedTotal).toBe(0)
+    expect(s.events.runtime).toEqual({ count: 0, avg: 0, p50: 0, p99: 0, max: 0 })
+    expect(s.partitions).toEqual([])
+    expect(s.recovery).toEqual({ recovering: false, partitions: [] })
+    expect(s.rates).toEqual({
+      windowMs: 10_000,
+      eventsPerSec: 0,
+      messagesReceivedPerSec: 0,
+      messagesSentPerSec: 0,
+    })
+  })
+
+  it('counts messages received and sent, in total and per topic', () => {
+    const m = new Monitor({ now: () => 0 })
+    m.onMessageIn({ topic: 'a', partition: 0 }, 0, 10)
+    m.onMessageIn({ topic: 'a', partition: 1 }, 0, 20)
+    m.onMessageIn({ topic: 'b', partition: 0 }, 5, 30)
+    m.onMessageOut({ topic: 'a', partition: 0 }, 0)
+    m.onSendInitiated('out', 7)
+    m.onSendInitiated('out', 8)
+    m.onSendInitiated('other', 1)
+
+    const { messages } = m.snapshot()
+    expect(messages).toEqual({
+      receivedTotal: 3,
+      receivedBytesTotal: 60,
+      receivedByTopic: { a: 2, b: 1 },
+      active: 2,
+      sentTotal: 3,
+      sentBytesTotal: 16,
+      sentByTopic: { out: 2, other: 1 },
+    })
+  })
+
+  it('counts events per stream, with active = in - out and runtime stats', () => {
+    const c = clock()
+    const m = new Monitor({ now: c.now })
+    const s1 = m.onStreamEventIn(ev('count', 1))
+    m.onStreamEventIn(ev('count', 2))
+    const s3 = m.onStreamEventIn(ev('filter', 1))
+    c.advance(4)
+    m.onStreamEventOut(ev('count', 1), s1)
+    c.advance(6)
+    m.onStreamEventOut(ev('filter', 1), s3)
+
+    const { events } = m.snapshot()
+    expect(events.total).toBe(3)
+    expect(events.active).toBe(1)
+    expect(events.runtime).toEqual({ count: 2, avg: 7, p50: 4, p99: 10, max: 10 })
+    expect(events.byStream.count).toEqual({
+      total: 2,
+      active: 1,
+      runtime: { count: 1, avg: 4, p50: 4, p99: 4, max: 4 },
+    })
+    expect(events.byStream.filter?.active).toBe(0)
+    expect(events.byStream.filter?.runtime.max).toBe(10)
+  })
+
+  it('ignores a state it did not produce instead of recording a bogus latency', () => {
+    const m = new Monitor({ now: () => 5 })
+    m.onStreamEventIn(ev('count'))
+    m.onStreamEventOut(ev('count'), undefined)
+    m.onSendCompleted('not a time', 'out')
+    const s = m.snapshot()
+    expect(s.events.active).toBe(0)
+    expect(s.events.runtime.count).toBe(0)
+    expect(s.sends.total).toBe(1)
+    expect(s.sends.latency.count).toBe(0)
+  })
+
+  it('counts table gets, sets, deletes and late events per table', () => {
+    const m = new Monitor()
+    m.onTableGet('counts', 'a')
+    m.onTableGet('counts', 'b')
+    m.onTableSet('counts', 'a', 1)
+    m.onTableDelete('counts', 'a')
+    m.onTableSet('windows', 'x', 1)
+    m.onLateEvent('windows')
+    m.onLateEvent('windows')
+    expect(m.snapshot().tables).toEqual({
+      counts: { gets: 2, sets: 1, deletes: 1, lateEvents: 0 },
+      windows: { gets: 0, sets: 1, deletes: 0, lateEvents: 2 },
+    })
+  })
+
+  it('measures commits, sends, assignments and rebalances', () => {
+    const c = clock()
+    const m = new Monitor({ now: c.now })
+
+    const commit = m.onCommitInitiated()
+    c.advance(12)
+    m.onCommitCompleted(commit, [])
+
+    const ok = m.onSendInitiated('out', 1)
+    const failed = m.onSendInitiated('out', 1)
+    m.onSendInitiated('other', 1)
+    c.advance(3)
+    m.onSendCompleted(ok, 'out')
+    m.onSendError(failed, 'out', new Error('broker down'))
+
+    const assignment = m.onAssignmentStart([{ topic: 'hits', partition: 0 }])
+    c.advance(50)
+    m.onAssignmentCompleted(assignment, [{ topic: 'hits', partition: 0 }])
+    m.onAssignmentError(m.onAssignmentStart([]), new Error('x'))
+
+    const rebalance = m.onRebalanceStart([])
+    expect(m.snapshot().rebalances.inProgress).toBe(true)
+    c.advance(100)
+    m.onRebalanceEnd(rebalance)
+
+    const s = m.snapshot()
+    expect(s.commits).toEqual({ total: 1, latency: { count: 1, avg: 12, p50: 12, p99: 12, max: 12 } })
+    expect(s.sends.total).toBe(1)
+    expect(s.sends.errors).toBe(1)
+    expect(s.sends.inFlight).toBe(1)
+    expect(s.sends.latency.max).toBe(3)
+    expect(s.sends.byTopic.out).toEqual({
+      total: 1,
+      errors: 1,
+      latency: { count: 1, avg: 3, p50: 3, p99: 3, max: 3 },
+    })
+    expect(s.sends.byTopic.other).toEqual({
+      total: 0,
+      errors: 0,
+      latency: { count: 0, avg: 0, p50: 0, p99: 0, max: 0 },
+    })
+    expect(s.assignments).toEqual({
+      total: 1,
+      errors: 1,
+      latency: { count: 1, avg: 50, p50: 50, p99: 50, max: 50 },
+    })
+    expect(s.rebalances).toEqual({
+      total: 1,
+      inProgress: false,
+      latency: { count: 1, avg: 100, p50: 100, p99: 100, max: 100 },
+    })
+  })
+
+  it('counts web requests by status, dead-lettered messages and skips', () => {
+    const m = new Monitor()
+    m.onWebRequest('GET', '/stats', 200, 2)
+    m.onWebRequest('GET', '/stats', 200, 4)
+    m.onWebRequest('GET', '/tables/x/y', 404, 1)
+    m.onDlq({ topic: 'hits', partition: 0, offset: 1 }, 'app-hits-dlq', 'decode')
+    m.onDlq({ topic: 'hits', partition: 1, offset: 9 }, 'app-hits-dlq', 'agent')
+    m.onDlq({ topic: 'clicks', partition: 0, offset: 2 }, 'shared-dlq', 'agent')
+    m.onSkip('count', new Error('x'))
+    m.onSkip('count', new Error('y'))
+    m.onSkip('filter', new Error('z'))
+
+    const s = m.snapshot()
+    expect(s.web).toEqual({
+      total: 3,
+      byStatus: { '200': 2, '404': 1 },
+      latency: { count: 3, avg: 7 / 3, p50: 2, p99: 4, max: 4 },
+    })
+    expect(s.dlq).toEqual({
+      total: 3,
+      byDlqTopic: { 'app-hits-dlq': 2, 'shared-dlq': 1 },
+      bySourceTopic: { hits: 2, clicks: 1 },
+    })
+    expect(s.skips).toEqual({ total: 3, byStream: { count: 2, filter: 1 } })
+  })
+
+  it('reports recovery progress per table partition and whether any is still recovering', () => {
+    const m = new Monitor()
+    m.onRecoveryProgress('counts', 1, 0, 100)
+    m.onRecoveryProgress('counts', 0, 50, 100)
+    m.onRecoveryProgress('users', 0, 10, 10)
+    expect(m.snapshot().recovery).toEqual({
+      recovering: true,
+      partitions: [
+        { table: 'counts', partition: 0, done: 50, total: 100 },
+        { table: 'counts', partition: 1, done: 0, total: 100 },
+        { table: 'users', partition: 0, done: 10, total: 10 },
+      ],
+    })
+    m.onRecoveryProgress('counts', 0, 100, 100)
+    m.onRecoveryProgress('counts', 1, 100, 100)
+    expect(m.snapshot().recovery.recovering).toBe(false)
+    expect(m.recovering).toBe(false)
+  })
+
+  describe('offsets and lag', () => {
+    const tp = { topic: 'hits', partition: 0 }
+
+    it('tracks read, committed and end offsets and lag = end - committed', () => {
+      const m = new Monitor()
+      m.onOffsets(tp, { end: 100 })
+      m.onMessageIn(tp, 41, 1)
+      m.onCommitCompleted(m.onCommitInitiated(), [{ ...tp, offset: 40 }])
+      expect(m.snapshot().partitions).toEqual([
+        { topic: 'hits', partition: 0, read: 41, committed: 40, end: 100, lag: 60 },
+      ])
+    })
+
+    it('counts lag from 0 while nothing is committed', () => {
+      const m = new Monitor()
+      m.onOffsets(tp, { end: 25 })
+      expect(m.snapshot().partitions[0]).toMatchObject({ read: -1, committed: -1, end: 25, lag: 25 })
+    })
+
+    it('raises the end offset to read + 1 when reading gets ahead of the last reported end', () => {
+      const m = new Monitor()
+      m.onOffsets(tp, { end: 10, committed: 5 })
+      m.onMessageIn(tp, 14, 1)
+      expect(m.snapshot().partitions[0]).toMatchObject({ read: 14, end: 15, lag: 10 })
+      // A stale fetch reporting an older end does not pull it below what was read.
+      m.onOffsets(tp, { end: 12 })
+      expect(m.snapshot().partitions[0]).toMatchObject({ end: 15, lag: 10 })
+      m.onOffsets(tp, { end: 30, committed: 15 })
+      expect(m.snapshot().partitions[0]).toMatchObject({ end: 30, committed: 15, lag: 15 })
+    })
+
+    it('reports 0 lag once everything is committed, and lists partitions sorted', () => {
+      const m = new Monitor()
+      m.onMessageIn({ topic: 'b', partition: 0 }, 9, 1)
+      m.onMessageIn({ topic: 'a', partition: 2 }, 0, 1)
+      m.onMessageIn({ topic: 'a', partition: 10 }, 0, 1)
+      m.onOffsets({ topic: 'b', partition: 0 }, { committed: 10 })
+      const s = m.snapshot()
+      expect(s.partitions.map((p) => `${p.topic}-${p.partition}`)).toEqual(['a-2', 'a-10', 'b-0'])
+      expect(s.partitions[2]).toEqual({ topic: 'b', partition: 0, read: 9, committed: 10, end: 10, lag: 0 })
+    })
+
+    it('learns a partition from onOffsets alone (e.g. reported on fetch before any message)', () => {
+      const m = new Monitor()
+      m.onOffsets(tp, { read: 3, committed: 2 })
+      expect(m.snapshot().partitions).toEqual([
+        { topic: 'hits', partition: 0, read: 3, committed: 2, end: 4, lag: 2 },
+      ])
+    })
+  })
+
+  describe('rates', () => {
+    it('averages events per second over the window', () => {
+      const c = clock()
+      const m = new Monitor({ now: c.now, rateWindowMs: 10_000 })
+      // 20 seconds at 10 events/s, 5 received messages/s, 2 sends/s.
+      for (let second = 0; second < 20; second++) {
+        for (let i = 0; i < 10; i++) {
+          c.set(second * 1000 + i * 100)
+          m.onStreamEventIn(ev('count'))
+          if (i % 2 === 0) m.onMessageIn({ topic: 'hits', partition: 0 }, second * 10 + i, 1)
+          if (i % 5 === 0) m.onSendInitiated('out', 1)
+        }
+      }
+      c.set(20_000)
+      expect(m.snapshot().rates).toEqual({
+        windowMs: 10_000,
+        eventsPerSec: 10,
+        messagesReceivedPerSec: 5,
+        messagesSentPerSec: 2,
+      })
+    })
+
+    it('forgets events older than the window', () => {
+      const c = clock()
+      const m = new Monitor({ now: c.now, rateWindowMs: 5000 })
+      for (let i = 0; i < 100; i++) m.onStreamEventIn(ev('count'))
+      c.set(2500)
+      expect(m.snapshot().rates.eventsPerSec).toBe(40)
+      c.set(60_000)
+      expect(m.snapshot().rates.eventsPerSec).toBe(0)
+    })
+
+    it('does not under-report while the monitor is younger than the window', () => {
+      const c = clock(1_000_000)
+      const m = new Monitor({ now: c.now, rateWindowMs: 60_000 })
+      for (let i = 0; i < 40; i++) {
+        c.advance(50)
+        m.onStreamEventIn(ev('count'))
+      }
+      // 40 events in 2 s: 20/s, not 40 / 60 s.
+      expect(m.snapshot().rates.eventsPerSec).toBe(20)
+    })
+
+    it('RateCounter reuses a bucket only for its own second', () => {
+      const r = new RateCounter(3000)
+      r.add(0, 5)
+      r.add(3000, 1) // same ring slot as second 0, three seconds later
+      expect(r.rate(3000, 0)).toBeCloseTo(1 / 2)
+    })
+  })
+
+  it('keeps a bounded latency sample but an all-time count', () => {
+    const series = new LatencySeries(100)
+    for (let ms = 1; ms <= 1000; ms++) series.add(ms)
+    // Only the last 100 samples (901..1000) remain.
+    expect(series.stats()).toEqual({ count: 1000, avg: 950.5, p50: 950, p99: 999, max: 1000 })
+  })
+
+  it('computes nearest-rank percentiles', () => {
+    const series = new LatencySeries(1000)
+    for (const ms of [5, 1, 4, 2, 3]) series.add(ms)
+    expect(series.stats()).toEqual({ count: 5, avg: 3, p50: 3, p99: 5, max: 5 })
+  })
+
+  it('reset() forgets everything', () => {
+    const c = clock()
+    const m = new Monitor({ now: c.now })
+    const empty = m.snapshot()
+    m.onMessageIn({ topic: 'hits', partition: 0 }, 1, 1)
+    m.onStreamEventIn(ev('count'))
+    m.onTableGet('counts', 1)
+    m.onDlq({ topic: 'hits', partition: 0, offset: 1 }, 'dlq', 'x')
+    m.onRecoveryProgress('counts', 0, 1, 2)
+    c.advance(500)
+    m.reset()
+    expect(m.snapshot()).toEqual(empty)
+  })
+
+  it('produces a JSON-serialisable snapshot, including awkward topic names', () => {
+    const c = clock()
+    const m = new Monitor({ now: c.now })
+    const tp = { topic: '__proto__', partition: 0 }
+    m.onMessageIn(tp, 3, 10)
+    m.onMessageIn({ topic: 'hits', partition: 1 }, 3, 10)
+    m.onStreamEventOut(ev('count'), m.onStreamEventIn(ev('count')))
+    m.onSendCompleted(m.onSendInitiated('out', 1), 'out')
+    m.onTableSet('counts', 'k', 1)
+    m.onWebRequest('GET', '/', 200, 1.5)
+    m.onDlq({ ...tp, offset: 3 }, 'dlq', 'decode')
+    m.onSkip('count', new Error('x'))
+    m.onRecoveryProgress('counts', 0, 1, 2)
+    c.advance(1500)
+
+    const s: MonitorSnapshot = m.snapshot()
+    expect(JSON.parse(JSON.stringify(s))).toStrictEqual(s)
+    // An own key, not the prototype setter: the topic is counted, not lost.
+    expect(Object.entries(s.messages.receivedByTopic)).toEqual([
+      ['__proto__', 1],
+      ['hits', 1],
+    ])
+  })
+
+  it('works behind a SensorSet', () => {
+    const c = clock()
+    const m = new Monitor({ now: c.now })
+    const set = new SensorSet({ sensors: [m] })
+    const state = set.onStreamEventIn(ev('count'))
+    c.advance(8)
+    set.onStreamEventOut(ev('count'), state)
+    expect(m.snapshot().events.byStream.count?.runtime.max).toBe(8)
+  })
+
+  it('can be extended by a subclass that sees each hook and reads the counters', () => {
+    class CountingMonitor extends Monitor {
+      gauges: number[] = []
+      override onMessageIn(...args: Parameters<Monitor['onMessageIn']>): void {
+        super.onMessageIn(...args)
+        this.gauges.push(this.messagesReceived)
+      }
+    }
+    const m = new CountingMonitor()
+    m.onMessageIn({ topic: 'hits', partition: 0 }, 0, 1)
+    m.onMessageIn({ topic: 'hits', partition: 0 }, 1, 1)
+    expect(m.gauges).toEqual([1, 2])
+  })
+})

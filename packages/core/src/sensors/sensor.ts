@@ -1,0 +1,47 @@
+import type { TopicPartition } from '../transport/transport.js'
+
+/** What a sensor learns about one event as it moves through a stream. */
+export interface StreamEventInfo {
+  /** The agent (stream) name. */
+  stream: string
+  topic: string
+  partition: number
+  offset: number
+}
+
+/**
+ * Hooks the runtime calls as work happens. Every hook is optional; implement the ones you need.
+ * Hooks are called synchronously on the hot path: keep them cheap and never throw (a throwing
+ * sensor is logged and ignored). `state` values returned from a `...Initiated`/`...Start` hook are
+ * passed back to the matching `...Completed`/`...End` hook, to measure latency without globals.
+ */
+export interface Sensor {
+  onMessageIn?(tp: TopicPartition, offset: number, bytes: number): void
+  onStreamEventIn?(event: StreamEventInfo): unknown
+  onStreamEventOut?(event: StreamEventInfo, state: unknown): void
+  onMessageOut?(tp: TopicPartition, offset: number): void
+  onTableGet?(table: string, key: unknown): void
+  onTableSet?(table: string, key: unknown, value: unknown): void
+  onTableDelete?(table: string, key: unknown): void
+  onCommitInitiated?(): unknown
+  onCommitCompleted?(state: unknown, offsets: readonly (TopicPartition & { offset: number })[]): void
+  onSendInitiated?(topic: string, bytes: number): unknown
+  onSendCompleted?(state: unknown, topic: string): void
+  onSendError?(state: unknown, topic: string, error: unknown): void
+  onAssignmentStart?(partitions: readonly TopicPartition[]): unknown
+  onAssignmentCompleted?(state: unknown, partitions: readonly TopicPartition[]): void
+  onAssignmentError?(state: unknown, error: unknown): void
+  onRebalanceStart?(revoked: readonly TopicPartition[]): unknown
+  onRebalanceEnd?(state: unknown): void
+  onWebRequest?(method: string, path: string, status: number, ms: number): void
+  /** A message went to a dead-letter topic. */
+  onDlq?(source: TopicPartition & { offset: number }, dlqTopic: string, reason: string): void
+  /** An agent's `onError: 'skip'` dropped an event. */
+  onSkip?(stream: string, error: unknown): void
+  /** Progress of table recovery: `done` records of `total` replayed for a table partition. */
+  onRecoveryProgress?(table: string, partition: number, done: number, total: number): void
+  /** A partition's offsets, reported after each commit and on fetch. */
+  onOffsets?(tp: TopicPartition, offsets: { read?: number; committed?: number; end?: number }): void
+  /** A late event for an already closed window (tables, windows). */
+  onLateEvent?(table: string): void
+}

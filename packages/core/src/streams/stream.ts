@@ -1,0 +1,262 @@
+import type { ActorContext } from '../agents/context.js'
+import { actorContext } from '../agents/context.js'
+import type { Clock, TimerHandle } from '../app/clock.js'
+import type { Codec } from '../topics/codec.js'
+import type { StreamEvent } from './event.js'
+
+/** Where a stream's events come from: resolves null when the stream has ended. */
+export type Pull = () => Promise<StreamEvent<any, any> | null> | StreamEvent<any, any> | null
+
+/** A destination a stream can forward to (a topic or a channel). */
+export interface StreamTarget {
+  readonly name: string
+}
+
+/** What a stream needs from the running agent. Implemented by the runtime. */
+export interface StreamServices {
+  readonly clock: Clock
+  readonly agentName: string
+  /** Sends a value to a topic or channel; resolves once buffered. */
+  forward(target: StreamTarget, key: unknown, value: unknown, event: StreamEvent<any, any>): Promise<void>
+  /**
+   * An agent-private subscription to a topic: the repartition topic of `groupBy` (created when
+   * `spec` is given) or the topic of `through`. Returns the pull for its events.
+   */
+  subscribe(target: StreamTarget | RepartitionSpec): Pull
+  /** Runs a background loop for this actor (the forwarding half of groupBy/through). */
+  spawn(name: string, loop: () => Promise<void>): void
+  /** Sensor hooks around each event handed to user code. */
+  eventIn(e: StreamEvent<any, any>): void
+  eventOut(e: StreamEvent<any, any>): void
+}
+
+export interface RepartitionSpec {
+  /** `groupBy` name: the topic is `<app>-<agent>-<name>-repartition`. */
+  repartition: string
+  partitions?: number
+  key?: Codec<any>
+}
+
+export interface GroupByOptions<K> {
+  /** Names the repartition topic; required so the topic name is stable across deploys. */
+  name: string
+  /** Partitions of the repartition topic (default: the app's `topicPartitions`). */
+  partitions?: number
+  /** Key codec of the repartition topic (default: strings; pass `json()` for other keys). */
+  key?: Codec<K>
+}
+
+/**
+ * The events of an agent's source, as an async iterable of values. Iterating acks each event
+ * when the next one is asked for. Operators return new streams over the same events; iterate
+ * only one of them.
+ */
+export class Stream<V, K = unknown> implements AsyncIterable<V> {
+  /** @internal */
+  constructor(
+    /** @internal */ readonly services: StreamServices,
+    /** @internal */ readonly pull: Pull,
+    /** @internal */ readonly context: ActorContext,
+    private readonly autoAck = true,
+  ) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<V> {
+    return this.iterate((e) => e.value as V)
+  }
+
+  /** Iterates events: key, value, headers, topic, partition, offset, timestamp, `ack()`. */
+  events(): AsyncIterable<StreamEvent<V, K>> {
+    return { [Symbol.asyncIterator]: () => this.iterate((e) => e as StreamEvent<V, K>) }
+  }
+
+  /** Iterates `[key, value]` pairs. */
+  items(): AsyncIterable<[K, V]> {
+    return { [Symbol.asyncIterator]: () => this.iterate((e) => [e.key as K, e.value as V]) }
+  }
+
+  /** Iterates `[index, value]`, counting from 0. */
+  enumerate(): AsyncIterable<[number, V]> {
+    let i = 0
+    return { [Symbol.asyncIterator]: () => this.iterate((e) => [i++, e.value as V]) }
+  }
+
+  /** Events are acked only by `event.ack()`: iterate `events()` and ack when done with each. */
+  noAck(): Stream<V, K> {
+    return new Stream<V, K>(this.services, this.pull, this.context, false)
+  }
+
+  /** Only the values that pass `predicate`; the others are acked as they are dropped. */
+  filter<S extends V>(predicate: (value: V) => value is S): Stream<S, K>
+  filter(predicate: (value: V) => boolean | Promise<boolean>): Stream<V, K>
+  filter(predicate: (value: V) => boolean | Promise<boolean>): Stream<V, K> {
+    const pull = this.pull
+    const next = async (): Promise<StreamEvent<any, any> | null> => {
+      for (;;) {
+        const e = await pull()
+        if (e === null) return null
+        if (await predicate(e.value)) return e
+        e.ack()
+      }
+    }
+    return this.derive(next)
+  }
+
+  /** Each value replaced by `fn(value)`; key, headers and ack stay with the event. */
+  map<U>(fn: (value: V) => U | Promise<U>): Stream<Awaited<U>, K> {
+    const pull = this.pull
+    const next = async (): Promise<StreamEvent<any, any> | null> => {
+      const e = await pull()
+      if (e === null) return null
+      return e.withValue(await fn(e.value))
+    }
+    return this.derive(next) as unknown as Stream<Awaited<U>, K>
+  }
+
+  /**
+   * Re-keys the stream through an internal repartition topic, so that events with the same new
+   * key land in the same partition (and the same table shard). Call it before the first `await`
+   * of the agent body, so the topic is known when the worker subscribes.
+   */
+  groupBy<NK>(keyOf: (value: V) => NK | Promise<NK>, options: GroupByOptions<NK>): Stream<V, NK> {
+    if (!options?.name) {
+      throw new TypeError('groupBy needs { name }: it names the repartition topic, which must stay stable')
+    }
+    const spec: RepartitionSpec = { repartition: options.name }
+    if (options.partitions !== undefined) spec.partitions = options.partitions
+    if (options.key !== undefined) spec.key = options.key
+    const target = { name: options.name, spec }
+    const source = this.pull
+    const services = this.services
+    const grouped = services.subscribe(spec)
+    services.spawn(`groupBy:${options.name}`, async () => {
+      for (;;) {
+        const e = await source()
+        if (e === null) return
+        await services.forward(target, await keyOf(e.value), e.value, e)
+        e.ack()
+      }
+    })
+    return this.derive(grouped) as unknown as Stream<V, NK>
+  }
+
+  /** Forwards every event to `topic` and continues with the events read back from it. */
+  through(topic: StreamTarget): Stream<V, K> {
+    const source = this.pull
+    const services = this.services
+    const pulled = services.subscribe(topic)
+    services.spawn(`through:${topic.name}`, async () => {
+      for (;;) {
+        const e = await source()
+        if (e === null) return
+        await services.forward(topic, e.key, e.value, e)
+        e.ack()
+      }
+    })
+    return this.derive(pulled)
+  }
+
+  /** Also sends every value to each of `targets`, then hands it on unchanged. */
+  echo(...targets: StreamTarget[]): Stream<V, K> {
+    const pull = this.pull
+    const services = this.services
+    const next = async (): Promise<StreamEvent<any, any> | null> => {
+      const e = await pull()
+      if (e === null) return null
+      for (const t of targets) await services.forward(t, e.key, e.value, e)
+      return e
+    }
+    return this.derive(next)
+  }
+
+  /**
+   * Batches of up to `max` values; a batch is handed over early once `withinMs` have passed
+   * since its first value (on the app's clock). The batch's events are acked together when the
+   * next batch is asked for.
+   */
+  take(max: number, withinMs: number): AsyncIterable<V[]> {
+    if (!(max >= 1)) throw new RangeError('take(max, withinMs): max must be at least 1')
+    if (!(withinMs > 0)) throw new RangeError('take(max, withinMs): withinMs must be positive')
+    const { pull, services, context, autoAck } = this
+    let pending: Promise<StreamEvent<any, any> | null> | null = null
+    let ended = false
+    const next = async (): Promise<IteratorResult<V[]>> => {
+      if (autoAck) ackHeld(context)
+      if (ended) return { done: true, value: undefined }
+      const batch: StreamEvent<any, any>[] = []
+      let timer: TimerHandle | undefined
+      let expired: (() => void) | undefined
+      const timeout = new Promise<'timeout'>((resolve) => {
+        expired = () => resolve('timeout')
+      })
+      try {
+        while (batch.length < max) {
+          pending ??= Promise.resolve(pull())
+          const got = batch.length === 0 ? await pending : await Promise.race([pending, timeout])
+          if (got === 'timeout') break
+          pending = null
+          if (got === null) {
+            ended = true
+            break
+          }
+          batch.push(got)
+          if (batch.length === 1) timer = services.clock.setTimeout(() => expired?.(), withinMs)
+        }
+      } finally {
+        if (timer) services.clock.clearTimeout(timer)
+      }
+      if (batch.length === 0) return { done: true, value: undefined }
+      context.held = batch
+      context.event = batch[batch.length - 1]
+      for (const e of batch) services.eventIn(e)
+      return { done: false, value: batch.map((e) => e.value as V) }
+    }
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next,
+        return: async () => ({ done: true, value: undefined }),
+      }),
+    }
+  }
+
+  private derive(pull: Pull): Stream<any, any> {
+    return new Stream(this.services, pull, this.context, this.autoAck)
+  }
+
+  private iterate<T>(project: (e: StreamEvent<any, any>) => T): AsyncIterator<T> {
+    const { pull, services, context, autoAck } = this
+    if (actorContext.getStore() !== context && context.agent !== '') {
+      // Iterating from outside the actor (a stray task) would attach events to no context.
+      throw new Error(`the stream of agent ${context.agent} can only be iterated inside the agent function`)
+    }
+    const deliver = (e: StreamEvent<any, any> | null): IteratorResult<T> => {
+      if (e === null) {
+        context.event = undefined
+        return { done: true, value: undefined }
+      }
+      context.event = e
+      context.held.push(e)
+      services.eventIn(e)
+      return { done: false, value: project(e) }
+    }
+    return {
+      next(): Promise<IteratorResult<T>> {
+        if (autoAck) ackHeld(context)
+        else context.held.length = 0
+        const got = pull()
+        if (got === null || !(got instanceof Promise)) return Promise.resolve(deliver(got))
+        return got.then(deliver)
+      },
+      // Neither break nor throw acks the current event here: the actor decides (done => ack,
+      // error => onError policy).
+      return: async () => ({ done: true, value: undefined }),
+    }
+  }
+}
+
+/** Acks what the stream handed out last (the previous event, or the previous batch). */
+export function ackHeld(context: ActorContext): void {
+  const held = context.held
+  if (held.length === 0) return
+  for (let i = 0; i < held.length; i++) held[i]!.ack()
+  held.length = 0
+}

@@ -1,0 +1,211 @@
+import { actorContext } from '../agents/context.js'
+import { ConfigurationError, MephistoError, NoEventContextError } from '../errors.js'
+import type { Codec, CodecLike } from '../topics/codec.js'
+import { json, resolveCodec, string } from '../topics/codec.js'
+import { murmur2 } from '../transport/partitioner.js'
+import type { Store } from '../stores/store.js'
+import type { TableState } from './tableState.js'
+
+export interface TableOptions<K, V> {
+  /** The value `get` returns for a missing key (not stored until you `set` it). */
+  default?: () => V
+  /** Partitions of the table and its changelog. Must equal the partitions of its source topic. */
+  partitions?: number
+  /** Key codec (default: UTF-8 strings; pass `json()` for other keys). */
+  key?: CodecLike<K>
+  /** Value codec (default: JSON). */
+  value?: CodecLike<V>
+  /** A store for this table only (default: the app's store). */
+  store?: Store | string
+  /** Standby copies other workers keep of this table's partitions. */
+  standbyReplicas?: number
+  /**
+   * Writes outside any event go to the partition the key hashes to, instead of needing
+   * `{ partition }`.
+   */
+  usePartitioner?: boolean
+  /** Replication factor of the changelog topic. */
+  replicas?: number
+}
+
+/** Per-call partition, for reads and writes outside an event (timers, pages, tests). */
+export interface PartitionOption {
+  partition?: number
+}
+
+/** Resolves table definitions to their running state. Implemented by the app. */
+export interface TableHost {
+  readonly id: string
+  tableState<K, V>(table: Table<K, V>): TableState<K, V>
+  readonly topicPartitions: number
+}
+
+/**
+ * A sharded dictionary backed by a compacted changelog topic. Inside an agent, a key lives in
+ * the partition of the event being processed (tables are sharded like their source topic).
+ */
+export class Table<K = string, V = unknown> {
+  readonly keyCodec: Codec<K>
+  readonly valueCodec: Codec<V>
+  /** @internal true when keys are plain strings (storage key = the key). */
+  readonly stringKeys: boolean
+  private readonly defaultFn: (() => V) | undefined
+
+  /** @internal */
+  constructor(
+    readonly name: string,
+    readonly options: Readonly<TableOptions<K, V>>,
+    /** @internal */ readonly host: TableHost,
+  ) {
+    if (!/^[a-zA-Z0-9._-]{1,200}$/.test(name)) {
+      throw new ConfigurationError(`invalid table name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-'`)
+    }
+    if (options.partitions !== undefined && !(Number.isInteger(options.partitions) && options.partitions > 0)) {
+      throw new ConfigurationError(`table ${name}: partitions must be a positive integer`)
+    }
+    this.stringKeys = options.key === undefined || options.key === (string() as unknown)
+    this.keyCodec = resolveCodec(options.key, string() as unknown as Codec<K>, 'key')
+    this.valueCodec = resolveCodec(options.value, json<V>(), 'value')
+    this.defaultFn = options.default
+  }
+
+  /** `<app>-<table>-changelog` */
+  get changelogTopic(): string {
+    return `${this.host.id}-${this.name}-changelog`
+  }
+
+  get partitions(): number {
+    return this.options.partitions ?? this.host.topicPartitions
+  }
+
+  /** The value for `key`, or `default()` when absent (without storing it). */
+  async get(key: K, options?: PartitionOption): Promise<V> {
+    const state = this.host.tableState(this)
+    const sk = this.storageKey(key)
+    const p = this.readPartition(sk, options)
+    const v = await state.read(p, sk)
+    state.sensors.onTableGet(this.name, key)
+    if (v !== undefined) return v
+    return this.defaultValue()
+  }
+
+  /** True when the key is stored (a default does not count). */
+  async has(key: K, options?: PartitionOption): Promise<boolean> {
+    const state = this.host.tableState(this)
+    const sk = this.storageKey(key)
+    return (await state.read(this.readPartition(sk, options), sk)) !== undefined
+  }
+
+  /** Stores `value`: in the local shard now, in the changelog before the next commit. */
+  set(key: K, value: V, options?: PartitionOption): void {
+    if (value === undefined) throw new TypeError(`table ${this.name}: cannot set undefined (use delete)`)
+    const state = this.host.tableState(this)
+    const sk = this.storageKey(key)
+    state.write(this.writePartition(sk, options, 'set'), sk, value)
+    state.sensors.onTableSet(this.name, key, value)
+  }
+
+  delete(key: K, options?: PartitionOption): void {
+    const state = this.host.tableState(this)
+    const sk = this.storageKey(key)
+    state.write(this.writePartition(sk, options, 'delete'), sk, undefined)
+    state.sensors.onTableDelete(this.name, key)
+  }
+
+  /** Reads, applies `fn`, stores and returns the new value. */
+  async update(key: K, fn: (current: V) => V | Promise<V>, options?: PartitionOption): Promise<V> {
+    // Resolve the partition first so a write outside an event fails before fn runs.
+    const sk = this.storageKey(key)
+    const p = this.writePartition(sk, options, 'update')
+    const next = await fn(await this.get(key, { partition: p }))
+    this.set(key, next, { partition: p })
+    return next
+  }
+
+  /** Entries of the partitions this worker owns (or of one partition). */
+  async *entries(options?: PartitionOption): AsyncIterable<[K, V]> {
+    const state = this.host.tableState(this)
+    const parts = options?.partition !== undefined ? [options.partition] : state.ownedPartitions()
+    for (const p of parts) {
+      for await (const [sk, v] of state.entries(p)) yield [this.keyFromStorage(sk), v]
+    }
+  }
+
+  /** @internal */
+  defaultValue(): V {
+    if (!this.defaultFn) return undefined as V
+    return this.defaultFn()
+  }
+
+  /** @internal */
+  storageKey(key: K): string {
+    if (this.stringKeys) {
+      if (typeof key !== 'string') {
+        throw new TypeError(`table ${this.name} has string keys, got ${typeof key}; pass { key: json() } for other keys`)
+      }
+      return key
+    }
+    return this.keyCodec.encode(key).toString('latin1')
+  }
+
+  /** @internal */
+  keyBytes(storageKey: string): Buffer {
+    return Buffer.from(storageKey, this.stringKeys ? 'utf8' : 'latin1')
+  }
+
+  /** @internal */
+  storageKeyFromBytes(bytes: Buffer): string {
+    return bytes.toString(this.stringKeys ? 'utf8' : 'latin1')
+  }
+
+  /** @internal */
+  keyFromStorage(sk: string): K {
+    return this.stringKeys ? (sk as K) : this.keyCodec.decode(Buffer.from(sk, 'latin1'))
+  }
+
+  /** @internal */
+  hashPartition(storageKey: string): number {
+    return (murmur2(this.keyBytes(storageKey)) & 0x7fffffff) % this.partitions
+  }
+
+  private readPartition(sk: string, options: PartitionOption | undefined): number {
+    if (options?.partition !== undefined) return this.checkPartition(options.partition)
+    const event = actorContext.getStore()?.event
+    if (event) return this.eventPartition(event.partition, event.topic)
+    return this.hashPartition(sk)
+  }
+
+  private writePartition(sk: string, options: PartitionOption | undefined, op: string): number {
+    if (options?.partition !== undefined) return this.checkPartition(options.partition)
+    const event = actorContext.getStore()?.event
+    if (event) return this.eventPartition(event.partition, event.topic)
+    if (this.options.usePartitioner) return this.hashPartition(sk)
+    throw new NoEventContextError(
+      `table ${this.name}: ${op} outside of an event. Tables are sharded like the stream that writes them, ` +
+        `so a write from a timer, page or test must say where it goes: pass { partition }, or create the ` +
+        `table with { usePartitioner: true } to hash the key.`,
+    )
+  }
+
+  private eventPartition(partition: number, topic: string): number {
+    if (partition >= this.partitions) {
+      throw new MephistoError(
+        'CO_PARTITIONING',
+        `table ${this.name} has ${this.partitions} partition(s) but the current event came from partition ` +
+          `${partition} of ${topic}. Tables are sharded like their source: give the table as many partitions ` +
+          `as ${topic}, or groupBy into a topic with ${this.partitions}.`,
+      )
+    }
+    return partition
+  }
+
+  private checkPartition(p: number): number {
+    if (!Number.isInteger(p) || p < 0 || p >= this.partitions) {
+      throw new MephistoError(
+        'PARTITION_OUT_OF_RANGE',
+        `table ${this.name}: partition ${p} is out of range (it has ${this.partitions})`,
+      )
+    }
+    return p
+  }
+}

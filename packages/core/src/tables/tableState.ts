@@ -1,0 +1,182 @@
+import { MephistoError } from '../errors.js'
+import type { SensorSet } from '../sensors/sensorSet.js'
+import type { StoreWrite, TableStore } from '../stores/store.js'
+import type { OutgoingRecord, RawRecord, RecordMetadata, Transport } from '../transport/transport.js'
+import type { Table } from './table.js'
+
+const DELETED: unique symbol = Symbol('deleted')
+type Pending<V> = Map<string, V | typeof DELETED>
+
+/**
+ * A table's state inside one running worker: its store, the writes not yet in the changelog
+ * (`dirty`), the writes being flushed (`flushing`), and which partitions it owns.
+ *
+ * Writes land in `dirty` and are written to the changelog at commit time, deduplicated per
+ * key: a hot key costs one changelog record per commit, not one per event. That is safe
+ * because input offsets are committed only after the changelog flush; a crash loses the
+ * dirty writes together with the uncommitted offsets whose events made them.
+ */
+export class TableState<K, V> {
+  private dirty = new Map<number, Pending<V>>()
+  private flushing = new Map<number, Pending<V>>()
+  private readonly owned = new Set<number>()
+  private dirtyCount = 0
+
+  constructor(
+    readonly table: Table<K, V>,
+    readonly store: TableStore<V>,
+    readonly sensors: SensorSet,
+    /** Asks the worker for an early commit when too many writes are pending. */
+    private readonly requestCommit: () => void,
+    private readonly maxDirty = 50_000,
+  ) {}
+
+  ownedPartitions(): number[] {
+    return [...this.owned].sort((a, b) => a - b)
+  }
+
+  owns(partition: number): boolean {
+    return this.owned.has(partition)
+  }
+
+  async read(partition: number, sk: string): Promise<V | undefined> {
+    const d = this.dirty.get(partition)?.get(sk) ?? this.flushing.get(partition)?.get(sk)
+    if (d !== undefined) return d === DELETED ? undefined : d
+    const sync = this.store.getSync
+    if (sync) return sync(partition, sk)
+    return this.store.get(partition, sk)
+  }
+
+  write(partition: number, sk: string, value: V | undefined): void {
+    if (!this.owned.has(partition)) {
+      throw new MephistoError(
+        'NOT_READY',
+        `table ${this.table.name}: partition ${partition} is not assigned to this worker (it owns ` +
+          `[${this.ownedPartitions().join(', ')}]); write from the agent that processes that partition`,
+      )
+    }
+    let d = this.dirty.get(partition)
+    if (!d) this.dirty.set(partition, (d = new Map()))
+    const before = d.size
+    d.set(sk, value === undefined ? DELETED : value)
+    if (d.size > before && ++this.dirtyCount >= this.maxDirty) this.requestCommit()
+  }
+
+  async *entries(partition: number): AsyncIterable<[string, V]> {
+    const overlay = new Map<string, V | typeof DELETED>([
+      ...(this.flushing.get(partition) ?? []),
+      ...(this.dirty.get(partition) ?? []),
+    ])
+    for await (const [sk, v] of this.store.entries(partition)) {
+      if (overlay.has(sk)) continue
+      yield [sk, v]
+    }
+    for (const [sk, v] of overlay) if (v !== DELETED) yield [sk, v]
+  }
+
+  /**
+   * First half of a commit: moves the pending writes aside and hands their changelog records
+   * to `send`. Runs synchronously with the offset snapshot, so the snapshot's events are
+   * exactly those whose writes are being flushed.
+   */
+  beginCommit(): OutgoingRecord[] {
+    const records: OutgoingRecord[] = []
+    if (this.dirtyCount === 0 && this.dirty.size === 0) return records
+    const topic = this.table.changelogTopic
+    const encode = this.table.valueCodec.encode
+    for (const [partition, writes] of this.dirty) {
+      if (writes.size === 0) continue
+      // A previous flush that failed is retried together with the new writes.
+      const prev = this.flushing.get(partition)
+      const merged = prev ? new Map([...prev, ...writes]) : writes
+      this.flushing.set(partition, merged)
+      for (const [sk, v] of merged) {
+        records.push({
+          topic,
+          partition,
+          key: this.table.keyBytes(sk),
+          value: v === DELETED ? null : encode(v),
+        })
+      }
+    }
+    this.dirty = new Map()
+    this.dirtyCount = 0
+    return records
+  }
+
+  /** Second half: the changelog is durable up to `flushed`; apply the writes to the store. */
+  async completeCommit(flushed: readonly RecordMetadata[]): Promise<void> {
+    const topic = this.table.changelogTopic
+    const offsets = new Map<number, number>()
+    for (const m of flushed) if (m.topic === topic) offsets.set(m.partition, m.offset)
+    const flushing = this.flushing
+    this.flushing = new Map()
+    for (const [partition, writes] of flushing) {
+      const batch: StoreWrite<V>[] = []
+      for (const [key, v] of writes) batch.push({ key, value: v === DELETED ? undefined : v })
+      // Only owned partitions are kept; a revoked one was flushed to the changelog, which is enough.
+      if (this.owned.has(partition)) await this.store.write(partition, batch, offsets.get(partition) ?? -1)
+    }
+  }
+
+  /** The commit failed: keep the writes pending so the next commit retries them. */
+  abortCommit(): void {
+    for (const [partition, writes] of this.flushing) {
+      const d = this.dirty.get(partition)
+      this.dirty.set(partition, d ? new Map([...writes, ...d]) : writes)
+    }
+    this.flushing = new Map()
+  }
+
+  /**
+   * Brings a partition up to the end of its changelog, then marks it owned. Reads only what
+   * the store has not applied yet.
+   */
+  async recover(transport: Transport, partition: number): Promise<{ replayed: number }> {
+    const topic = this.table.changelogTopic
+    const [ends, starts, applied] = await Promise.all([
+      transport.admin.endOffsets(topic),
+      transport.admin.startOffsets(topic),
+      this.store.appliedOffset(partition),
+    ])
+    const end = ends.get(partition) ?? 0
+    const from = Math.max(applied + 1, starts.get(partition) ?? 0)
+    let replayed = 0
+    if (from < end) {
+      const total = end - from
+      const decode = this.table.valueCodec.decode
+      this.sensors.onRecoveryProgress(this.table.name, partition, 0, total)
+      await transport.read(topic, [{ partition, from, to: end }], async (records: RawRecord[]) => {
+        const batch: StoreWrite<V>[] = []
+        for (const r of records) {
+          if (r.key === null) continue
+          batch.push({
+            key: this.table.storageKeyFromBytes(r.key),
+            value: r.value === null ? undefined : decode(r.value),
+          })
+        }
+        const last = records[records.length - 1]
+        if (last) await this.store.write(partition, batch, last.offset)
+        replayed += records.length
+        this.sensors.onRecoveryProgress(this.table.name, partition, Math.min(replayed, total), total)
+      })
+    }
+    this.owned.add(partition)
+    return { replayed }
+  }
+
+  /** The worker lost the partition: forget it (after its writes were committed). */
+  async release(partition: number): Promise<void> {
+    this.owned.delete(partition)
+    this.dirty.delete(partition)
+    this.flushing.delete(partition)
+    await this.store.release(partition)
+  }
+
+  /** Drops everything not yet committed (a crash). */
+  discard(): void {
+    this.dirty = new Map()
+    this.flushing = new Map()
+    this.dirtyCount = 0
+  }
+}

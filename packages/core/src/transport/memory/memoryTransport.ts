@@ -1,0 +1,272 @@
+import { BrokerError } from '../../errors.js'
+import { defaultPartition } from '../partitioner.js'
+import type {
+  CommitOffset,
+  ConsumerHandlers,
+  ConsumerOptions,
+  OutgoingRecord,
+  PartitionRange,
+  ProducerOptions,
+  RawRecord,
+  RecordMetadata,
+  TopicPartition,
+  TopicSpec,
+  Transport,
+  TransportAdmin,
+  TransportConsumer,
+  TransportProducer,
+} from '../transport.js'
+import type { GroupMember, MemoryBroker } from './memoryBroker.js'
+
+/** Records per `onRecords` call of {@link MemoryTransport.read}. */
+const READ_BATCH_SIZE = 1000
+
+export interface MemoryTransportOptions {
+  /** Timestamp of records sent without one. Default: the broker's clock. */
+  now?: () => number
+}
+
+/**
+ * The `memory://<name>` transport: a {@link MemoryBroker} behind the `Transport` contract.
+ * The broker acknowledges a write as it appends it, so producers never buffer.
+ */
+export class MemoryTransport implements Transport {
+  readonly kind = 'memory'
+  readonly url: string
+  readonly admin: TransportAdmin
+  readonly broker: MemoryBroker
+  private readonly now: () => number
+  private readonly producers = new Set<MemoryProducer>()
+  private readonly consumers = new Set<MemoryConsumer>()
+
+  constructor(broker: MemoryBroker, options: MemoryTransportOptions = {}) {
+    this.broker = broker
+    this.url = `memory://${broker.name}`
+    this.now = options.now ?? broker.now
+    this.admin = new MemoryAdmin(broker)
+  }
+
+  async connect(): Promise<void> {}
+
+  producer(_options?: ProducerOptions): TransportProducer {
+    const producer = new MemoryProducer(this.broker, this.now)
+    this.producers.add(producer)
+    return producer
+  }
+
+  consumer(options: ConsumerOptions): TransportConsumer {
+    const consumer = new MemoryConsumer(this.broker, options)
+    this.consumers.add(consumer)
+    return consumer
+  }
+
+  async read(
+    topic: string,
+    ranges: PartitionRange[],
+    onRecords: (records: RawRecord[]) => void | Promise<void>,
+  ): Promise<void> {
+    const ends = this.broker.endOffsets(topic)
+    for (const { partition, from, to } of ranges) {
+      const end = ends.get(partition)
+      if (end === undefined) {
+        throw new BrokerError(`Cannot read ${topic}[${partition}]: the topic has ${ends.size} partition(s).`)
+      }
+      // Kafka would wait for records that may never come; failing says what went wrong.
+      if (to > end) {
+        throw new BrokerError(
+          `Cannot read ${topic}[${partition}] up to offset ${to}: the partition ends at ${end}. ` +
+            'Read up to the end offset (admin.endOffsets) taken before reading.',
+        )
+      }
+      let position = from
+      while (position < to) {
+        const records = this.broker.records(topic, partition, position, to, READ_BATCH_SIZE)
+        if (records.length === 0) break
+        position = records[records.length - 1]!.offset + 1
+        await onRecords(records)
+      }
+    }
+  }
+
+  /** Closes producers and stops the consumers still running (revoking their partitions). */
+  async close(): Promise<void> {
+    await Promise.all(Array.from(this.consumers, (c) => c.stop().catch(() => {})))
+    await Promise.all(Array.from(this.producers, (p) => p.close()))
+    this.consumers.clear()
+    this.producers.clear()
+  }
+}
+
+class MemoryProducer implements TransportProducer {
+  private closed = false
+  /** topic -> partition -> highest offset written since the last flush. */
+  private written = new Map<string, number[]>()
+
+  constructor(
+    private readonly broker: MemoryBroker,
+    private readonly now: () => number,
+  ) {}
+
+  async send(record: OutgoingRecord): Promise<void> {
+    this.write(record)
+  }
+
+  async sendAndWait(record: OutgoingRecord): Promise<RecordMetadata> {
+    return this.write(record)
+  }
+
+  async flush(): Promise<RecordMetadata[]> {
+    const written = this.written
+    this.written = new Map()
+    const result: RecordMetadata[] = []
+    for (const [topic, offsets] of written) {
+      offsets.forEach((offset, partition) => {
+        result.push({ topic, partition, offset })
+      })
+    }
+    return result
+  }
+
+  pending(): number {
+    return 0
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+  }
+
+  async abort(): Promise<void> {
+    this.closed = true
+    this.written = new Map()
+  }
+
+  private write(record: OutgoingRecord): RecordMetadata {
+    if (this.closed) {
+      throw new BrokerError(
+        `Cannot send to "${record.topic}": the producer is closed. Create a new producer.`,
+      )
+    }
+    const { topic } = record
+    let partition = record.partition
+    if (partition === undefined) {
+      const count = this.broker.partitionCount(topic)
+      if (count === undefined) {
+        throw new BrokerError(
+          `Cannot send to topic "${topic}": it does not exist on memory://${this.broker.name}. ` +
+            'Create it first (admin.ensureTopics); the broker does not auto-create topics.',
+        )
+      }
+      partition = defaultPartition(record.key, count)
+    }
+    const offset = this.broker.append(topic, partition, {
+      key: record.key,
+      value: record.value,
+      headers: record.headers,
+      timestamp: record.timestamp ?? this.now(),
+    })
+    let offsets = this.written.get(topic)
+    if (offsets === undefined) this.written.set(topic, (offsets = []))
+    // Offsets only grow, so the last one written is the highest.
+    offsets[partition] = offset
+    return { topic, partition, offset }
+  }
+}
+
+class MemoryConsumer implements TransportConsumer {
+  private member: GroupMember | undefined
+  private stopped = false
+
+  constructor(
+    private readonly broker: MemoryBroker,
+    private readonly options: ConsumerOptions,
+  ) {}
+
+  async start(topics: string[], handlers: ConsumerHandlers): Promise<void> {
+    if (this.member !== undefined || this.stopped) {
+      throw new BrokerError(
+        `Consumer of group "${this.options.groupId}" was already started; create a new consumer to join again.`,
+      )
+    }
+    this.member = this.broker.join(this.options.groupId, topics, handlers, {
+      ...(this.options.fromBeginning === undefined ? {} : { fromBeginning: this.options.fromBeginning }),
+      ...(this.options.maxBatchSize === undefined ? {} : { maxBatchSize: this.options.maxBatchSize }),
+    })
+    await this.member.ready
+  }
+
+  async commit(offsets: CommitOffset[]): Promise<void> {
+    if (this.member === undefined) {
+      throw new BrokerError(
+        `Cannot commit for group "${this.options.groupId}": the consumer has not started (start() joins the group).`,
+      )
+    }
+    this.member.commit(offsets)
+  }
+
+  async committed(partitions: TopicPartition[]): Promise<CommitOffset[]> {
+    const { groupId } = this.options
+    return partitions.map(({ topic, partition }) => ({
+      topic,
+      partition,
+      offset: this.broker.committedOffset(groupId, topic, partition),
+    }))
+  }
+
+  pause(partitions: TopicPartition[]): void {
+    this.member?.pause(partitions)
+  }
+
+  resume(partitions: TopicPartition[]): void {
+    this.member?.resume(partitions)
+  }
+
+  assignment(): TopicPartition[] {
+    return this.member?.assignment() ?? []
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    await this.member?.leave()
+  }
+
+  async abort(): Promise<void> {
+    this.stopped = true
+    this.member?.crash()
+  }
+}
+
+class MemoryAdmin implements TransportAdmin {
+  constructor(private readonly broker: MemoryBroker) {}
+
+  async ensureTopics(topics: TopicSpec[]): Promise<void> {
+    for (const spec of topics) this.broker.createTopic(spec)
+  }
+
+  async partitionCount(topic: string): Promise<number | undefined> {
+    return this.broker.partitionCount(topic)
+  }
+
+  async endOffsets(topic: string): Promise<Map<number, number>> {
+    return this.broker.endOffsets(topic)
+  }
+
+  async startOffsets(topic: string): Promise<Map<number, number>> {
+    return this.broker.startOffsets(topic)
+  }
+
+  async groupOffsets(groupId: string, topic: string): Promise<Map<number, number>> {
+    return this.broker.groupOffsets(groupId, topic)
+  }
+
+  async setGroupOffsets(groupId: string, offsets: CommitOffset[]): Promise<void> {
+    this.broker.setGroupOffsets(groupId, offsets)
+  }
+
+  async deleteTopics(topics: string[]): Promise<void> {
+    for (const topic of topics) this.broker.deleteTopic(topic)
+  }
+
+  async listTopics(): Promise<string[]> {
+    return this.broker.topicNames()
+  }
+}

@@ -1,0 +1,28 @@
+import { fileURLToPath } from 'node:url'
+import type { UserConfig } from 'vitest/config'
+
+const src = (pkg: string): string => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url))
+
+/**
+ * Shared test config: workspace packages resolve to their source, so a test never runs a stale
+ * `dist`. Aliases (not package dependencies) also let core's own tests use the testkit without
+ * a dependency cycle.
+ */
+export const shared: UserConfig = {
+  resolve: {
+    alias: {
+      '@mephisto/core': src('core'),
+      '@mephisto/testkit': src('testkit'),
+      '@mephisto/store-rocksdb': src('store-rocksdb'),
+      '@mephisto/monitor-datadog': src('monitor-datadog'),
+      '@mephisto/monitor-prometheus': src('monitor-prometheus'),
+    },
+  },
+  test: {
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    exclude: ['**/node_modules/**', '**/dist/**'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    typecheck: { enabled: true, include: ['test/**/*.test-d.ts', 'src/**/*.test-d.ts'] },
+  },
+}
