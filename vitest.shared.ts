@@ -19,6 +19,10 @@ export const shared: UserConfig = {
     },
   },
   test: {
+    // scripts/test.mjs collects one JSON report per package to print a single summary line.
+    reporters: process.env.MEPHISTO_TEST_REPORT_DIR
+      ? ['default', ['json', { outputFile: `${process.env.MEPHISTO_TEST_REPORT_DIR}/${process.cwd().replace(/[^a-zA-Z0-9]+/g, '_')}.json` }]]
+      : ['default'],
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],
     testTimeout: 60_000,

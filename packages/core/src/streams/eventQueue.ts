@@ -40,7 +40,10 @@ export class EventQueue<T> {
   /** Puts an item at the front (a retried event). Never waits. */
   unshift(item: T): void {
     const taker = this.takers.shift()
-    if (taker) return taker(item)
+    if (taker) {
+      taker(item)
+      return
+    }
     if (this.head > 0) this.items[--this.head] = item
     else this.items.unshift(item)
   }

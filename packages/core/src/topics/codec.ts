@@ -104,7 +104,7 @@ function schemaCodec<T>(schema: StandardSchemaV1<unknown, T>, field: 'key' | 'va
         message: i.message,
         path: i.path?.map((p) => (typeof p === 'object' && p !== null && 'key' in p ? p.key : p)),
       }))
-      const where = (p: readonly unknown[] | undefined): string => (p && p.length ? `${p.join('.')}: ` : '')
+      const where = (p: readonly unknown[] | undefined): string => (p?.length ? `${p.join('.')}: ` : '')
       throw new DecodeError(
         'SCHEMA_VALIDATION',
         field,
