@@ -14,6 +14,7 @@ import type { Clock } from './clock.js'
 import type { LogLevel, Logger } from './logger.js'
 import { consoleLogger } from './logger.js'
 import type { CrontabOptions, TimerOptions } from './schedule.js'
+import { parseCron } from './schedule.js'
 import { Worker } from './worker.js'
 
 export type ProcessingGuarantee = 'at_least_once' | 'exactly_once'
@@ -174,6 +175,8 @@ export class App {
 
   /** Runs `fn` on a cron schedule (5 or 6 fields), in `timezone` (default UTC). */
   crontab(expr: string, fn: () => unknown, options: CrontabOptions = {}): void {
+    // Parsed now so a bad expression fails where it is declared, not when the worker starts.
+    parseCron(expr, options.timezone)
     this.crontabs.push({ expr, fn, options })
   }
 

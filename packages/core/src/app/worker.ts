@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto'
 import type { Agent } from '../agents/agent.js'
 import { AgentRuntime } from '../agents/agentRuntime.js'
 import type { ActorContext } from '../agents/context.js'
-import { EncodeError, MephistoError, NotReadyError } from '../errors.js'
-import type { SensorSet } from '../sensors/sensorSet.js'
+import { ConfigurationError, EncodeError, MephistoError, NotReadyError } from '../errors.js'
+import type { SensorSet, SensorStates } from '../sensors/sensorSet.js'
 import { memoryStore } from '../stores/memoryStore.js'
 import type { Store, TableStore } from '../stores/store.js'
 import { StreamEvent } from '../streams/event.js'
@@ -97,6 +97,7 @@ export class Worker {
   private readonly tableStates = new Map<Table<any, any>, TableState<any, any>>()
   private readonly internalTopics = new Map<string, Topic<any, any>>()
   private readonly asks = new Map<string, PendingAsk>()
+  private readonly deadLettered = new Map<string, number>()
   private readonly scheduler: Scheduler
   private commitTimer: TimerHandle | undefined
   private committing: Promise<void> | null = null
@@ -167,6 +168,7 @@ export class Worker {
     // body register their topics now, so the consumer subscribes to them from the start.
     for (const rt of this.agents.values()) rt.start()
     await new Promise((r) => setImmediate(r))
+    this.assertAlive()
     await this.transport.admin.ensureTopics(this.topicSpecs())
     await this.checkCopartitioning()
 
@@ -190,6 +192,9 @@ export class Worker {
         for (let p = 0; p < ts.table.partitions; p++) await ts.recover(this.transport, p)
       }
     }
+    // An actor may have crashed the worker while it was starting (an agent body that throws
+    // before reading): report that instead of coming up as a running zombie.
+    this.assertAlive()
     this.state = 'running'
     this.keepAlive = setInterval(() => {}, 1 << 30)
     this.scheduleCommit()
@@ -208,6 +213,12 @@ export class Worker {
       agents: app.agents.length,
       tables: app.tables.length,
     })
+  }
+
+  private assertAlive(): void {
+    if (this.state === 'crashed') {
+      throw this.crashError ?? new NotReadyError(`app ${this.app.id} crashed while starting`)
+    }
   }
 
   async stop(): Promise<void> {
@@ -460,6 +471,12 @@ export class Worker {
   }
 
   private readonly onAck = (e: StreamEvent<any, any>): void => {
+    if (e.stream !== undefined) {
+      this.sensors.onStreamEventOut(
+        { stream: e.stream, topic: e.topic, partition: e.partition, offset: e.offset },
+        e.sensorState as SensorStates,
+      )
+    }
     const d = e.delivery as Delivery | undefined
     if (d) {
       const t = d.tracker
@@ -482,7 +499,9 @@ export class Worker {
 
   /** @internal A stream handed an event to user code. */
   eventIn(agent: string, e: StreamEvent<any, any>): void {
-    this.sensors.onStreamEventIn({ stream: agent, topic: e.topic, partition: e.partition, offset: e.offset })
+    const root = e.root
+    root.stream = agent
+    root.sensorState = this.sensors.onStreamEventIn({ stream: agent, topic: e.topic, partition: e.partition, offset: e.offset })
   }
 
   // ---------------------------------------------------------------- producing
@@ -634,7 +653,11 @@ export class Worker {
     }
     const dlq = agent.dlqTopic
     await this.producer.send({ topic: dlq, key: r.key, value: r.value, headers, timestamp: r.timestamp })
-    this.logger.warn(`dead-lettered ${r.topic}[${r.partition}]@${r.offset} to ${dlq}: ${message}`, { code })
+    // The first few at warn, then one in a thousand: a flood of bad input must not flood the log.
+    const n = (this.deadLettered.get(dlq) ?? 0) + 1
+    this.deadLettered.set(dlq, n)
+    const log = n <= 10 || n % 1000 === 0 ? this.logger.warn : this.logger.debug
+    log.call(this.logger, `dead-lettered ${r.topic}[${r.partition}]@${r.offset} to ${dlq} (${n} so far): ${message}`, { code })
     this.sensors.onDlq({ topic: r.topic, partition: r.partition, offset: r.offset }, dlq, code)
   }
 
@@ -753,8 +776,7 @@ type RawRecordOut = Parameters<TransportProducer['send']>[0]
 function resolveStore(store: Store | string): Store {
   if (typeof store !== 'string') return store
   if (store === 'memory://' || store === 'memory') return memoryStore()
-  throw new MephistoError(
-    'CONFIGURATION',
+  throw new ConfigurationError(
     `unknown store ${JSON.stringify(store)}: use 'memory://' or a Store object such as rocksdbStore({ path }) from @mephisto/store-rocksdb`,
   )
 }

@@ -50,14 +50,14 @@ class MemoryTableStore<V> implements TableStore<V> {
     yield* [...(this.parts.get(partition) ?? [])]
   }
 
-  async release(partition: number): Promise<void> {
-    // Memory is the only copy: releasing it means the next owner (or we) replay the changelog.
-    this.parts.delete(partition)
-    this.applied.delete(partition)
+  async release(_partition: number): Promise<void> {
+    // Kept, with its applied offset: if the partition comes back (an eager Kafka rebalance
+    // revokes and reassigns everything), recovery replays only the changelog written since.
   }
 
   async clear(partition: number): Promise<void> {
-    await this.release(partition)
+    this.parts.delete(partition)
+    this.applied.delete(partition)
   }
 
   async close(): Promise<void> {

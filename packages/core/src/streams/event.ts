@@ -15,6 +15,9 @@ export class StreamEvent<V = unknown, K = unknown> {
   origin: EventQueue<StreamEvent<any, any>> | undefined
   /** @internal The bytes as the broker held them (absent for channel events). */
   raw: RawRecord | undefined
+  /** @internal The agent it was handed to and the sensors' state for it (event runtime). */
+  stream: string | undefined
+  sensorState: unknown
   constructor(
     readonly key: K,
     readonly value: V,

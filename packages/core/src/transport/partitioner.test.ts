@@ -1,6 +1,16 @@
-import { Partitioners } from 'kafkajs'
+import { Partitioners, type PartitionMetadata } from 'kafkajs'
 import { describe, expect, it } from 'vitest'
 import { defaultPartition, murmur2, toPositive } from './partitioner.js'
+
+/** What kafkajs' partitioner reads: every partition, each with a live leader. */
+const metadata = (partitions: number): PartitionMetadata[] =>
+  Array.from({ length: partitions }, (_, partitionId) => ({
+    partitionId,
+    leader: 0,
+    partitionErrorCode: 0,
+    replicas: [0],
+    isr: [0],
+  }))
 
 describe('murmur2', () => {
   // Apache Kafka, clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java (testMurmur2).
@@ -42,7 +52,7 @@ describe('murmur2', () => {
   it('hashes bytes that are not text, unsigned as Java masks them', () => {
     // Every byte value in every position of a 4-byte word and of the tail.
     const kafkajs = Partitioners.DefaultPartitioner()
-    const partitionMetadata = Array.from({ length: 997 }, (_, partitionId) => ({ partitionId, leader: 0 }))
+    const partitionMetadata = metadata(997)
     for (let b = 0; b < 256; b++) {
       for (const key of [Buffer.from([b, 255 - b, b ^ 0x80, b, 7]), Buffer.from([b, 0xff, b])]) {
         const expected = kafkajs({ topic: 't', partitionMetadata, message: { key, value: null } })
@@ -62,7 +72,7 @@ describe('defaultPartition', () => {
   it('agrees with kafkajs DefaultPartitioner on many keys and partition counts', () => {
     const kafkajs = Partitioners.DefaultPartitioner()
     for (const partitions of [1, 2, 3, 7, 12, 64]) {
-      const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({ partitionId, leader: 0 }))
+      const partitionMetadata = metadata(partitions)
       for (let i = 0; i < 500; i++) {
         const key = Buffer.from(`user-${i}-${'x'.repeat(i % 9)}`)
         const expected = kafkajs({ topic: 't', partitionMetadata, message: { key, value: null } })

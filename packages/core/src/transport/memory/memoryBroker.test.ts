@@ -46,7 +46,11 @@ function recorder(name: string, log: string[] = []) {
   const records = (): RawRecord[] => batches.flatMap((b) => b.records)
   const values = (topic?: string, partition?: number): string[] =>
     records()
-      .filter((r) => (topic === undefined || r.topic === topic) && (partition === undefined || r.partition === partition))
+      .filter(
+        (r) =>
+          (topic === undefined || r.topic === topic) &&
+          (partition === undefined || r.partition === partition),
+      )
       .map((r) => r.value!.toString())
   return { handlers, batches, log, records, values }
 }
@@ -65,10 +69,27 @@ describe('MemoryBroker logs', () => {
     expect(broker.append('t', 1, { key: null, value: buf('c'), headers })).toBe(0)
     headers.h = buf('changed after send')
 
-    expect(broker.endOffsets('t')).toEqual(new Map([[0, 2], [1, 1]]))
-    expect(broker.startOffsets('t')).toEqual(new Map([[0, 0], [1, 0]]))
+    expect(broker.endOffsets('t')).toEqual(
+      new Map([
+        [0, 2],
+        [1, 1],
+      ]),
+    )
+    expect(broker.startOffsets('t')).toEqual(
+      new Map([
+        [0, 0],
+        [1, 0],
+      ]),
+    )
     const [a, b] = broker.records('t', 0)
-    expect(a).toMatchObject({ topic: 't', partition: 0, offset: 0, timestamp: 1234, key: buf('k'), value: buf('a') })
+    expect(a).toMatchObject({
+      topic: 't',
+      partition: 0,
+      offset: 0,
+      timestamp: 1234,
+      key: buf('k'),
+      value: buf('a'),
+    })
     expect(b).toMatchObject({ offset: 1, timestamp: 99, key: null, headers: {} })
     expect(broker.records('t', 1)[0]!.headers).toEqual({ h: buf('x') })
   })
@@ -171,7 +192,11 @@ describe('MemoryBroker compaction', () => {
   it('delivers a compacted log from the beginning to a new consumer', async () => {
     const broker = new MemoryBroker()
     compacted(broker)
-    for (const [k, v] of [['a', '1'], ['b', '2'], ['a', '3']] as const) {
+    for (const [k, v] of [
+      ['a', '1'],
+      ['b', '2'],
+      ['a', '3'],
+    ] as const) {
       broker.append('c', 0, { key: buf(k), value: buf(v) })
     }
     broker.compact('c')
@@ -200,7 +225,9 @@ describe('MemoryBroker delivery', () => {
     expect(r.batches.filter((b) => b.partition === 0).map((b) => b.records.length)).toEqual([500, 500, 200])
     expect(r.batches.find((b) => b.partition === 0)!.highWatermark).toBe(1200)
     for (const batch of r.batches) {
-      expect(batch.records.map((x) => x.offset)).toEqual(batch.records.map((_, i) => batch.records[0]!.offset + i))
+      expect(batch.records.map((x) => x.offset)).toEqual(
+        batch.records.map((_, i) => batch.records[0]!.offset + i),
+      )
     }
   })
 
@@ -528,7 +555,9 @@ describe('MemoryBroker consumer groups', () => {
     broker.setGroupOffsets('g', [{ topic: 't', partition: 0, offset: 5 }])
     expect(broker.committedOffset('g', 't', 0)).toBe(5)
     const m = broker.join('g', ['t'], recorder('m').handlers)
-    expect(() => broker.setGroupOffsets('g', [{ topic: 't', partition: 0, offset: 0 }])).toThrow(/running member/)
+    expect(() => broker.setGroupOffsets('g', [{ topic: 't', partition: 0, offset: 0 }])).toThrow(
+      /running member/,
+    )
     await m.leave()
     broker.setGroupOffsets('g', [{ topic: 't', partition: 0, offset: 0 }])
   })

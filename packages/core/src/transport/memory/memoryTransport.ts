@@ -112,7 +112,9 @@ class MemoryProducer implements TransportProducer {
   }
 
   async sendAndWait(record: OutgoingRecord): Promise<RecordMetadata> {
-    return this.write(record)
+    const partition = this.write(record)
+    const offsets = this.written.get(record.topic)!
+    return { topic: record.topic, partition, offset: offsets[partition]! }
   }
 
   async flush(): Promise<RecordMetadata[]> {
@@ -140,7 +142,8 @@ class MemoryProducer implements TransportProducer {
     this.written = new Map()
   }
 
-  private write(record: OutgoingRecord): RecordMetadata {
+  /** Appends the record; returns its partition (its offset is the partition's last in `written`). */
+  private write(record: OutgoingRecord): number {
     if (this.closed) {
       throw new BrokerError(
         `Cannot send to "${record.topic}": the producer is closed. Create a new producer.`,
@@ -158,17 +161,12 @@ class MemoryProducer implements TransportProducer {
       }
       partition = defaultPartition(record.key, count)
     }
-    const offset = this.broker.append(topic, partition, {
-      key: record.key,
-      value: record.value,
-      headers: record.headers,
-      timestamp: record.timestamp ?? this.now(),
-    })
+    const offset = this.broker.append(topic, partition, record, record.timestamp ?? this.now())
     let offsets = this.written.get(topic)
     if (offsets === undefined) this.written.set(topic, (offsets = []))
     // Offsets only grow, so the last one written is the highest.
     offsets[partition] = offset
-    return { topic, partition, offset }
+    return partition
   }
 }
 
