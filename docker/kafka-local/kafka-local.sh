@@ -143,14 +143,22 @@ cmd_fetch() {
   rm -rf "$dir"
   log "fetching Kafka $version jars ($logging logging) into $dir ..."
   local start=$SECONDS
-  local mvnlog="$SCRIPT_DIR/lib/.fetch-$version.log"
+  local mvnlog="$SCRIPT_DIR/lib/.fetch-$version.log" tools=true
   if ! (cd "$SCRIPT_DIR" && "$MVN_BIN" -B -q -Dstyle.color=never package -Dkafka.version="$version" -Dkafka.logging="$logging" >"$mvnlog" 2>&1); then
-    cat "$mvnlog" >&2
+    # Some releases are incompletely published (kafka-tools/kafka-tools-api 4.4.0 are missing):
+    # the broker itself runs without them, so retry broker-only.
+    log "fetch with the command-line tools failed; retrying broker-only (-Dkafka.tools=false)"
     rm -rf "$dir"
-    die "maven could not fetch Kafka $version (is it published? try: $MVN_BIN -B package -Dkafka.version=$version -Dkafka.logging=$logging -U in $SCRIPT_DIR)"
+    tools=false
+    if ! (cd "$SCRIPT_DIR" && "$MVN_BIN" -B -q -Dstyle.color=never package -Dkafka.version="$version" -Dkafka.logging="$logging" -Dkafka.tools=false >>"$mvnlog" 2>&1); then
+      cat "$mvnlog" >&2
+      rm -rf "$dir"
+      die "maven could not fetch Kafka $version (is it published? try: $MVN_BIN -B -U package -Dkafka.version=$version -Dkafka.logging=$logging in $SCRIPT_DIR)"
+    fi
+    log "warning: Kafka $version fetched without kafka-tools: the 'topics' command will not work with it"
   fi
   [[ -f "$dir/kafka_2.13-$version.jar" ]] || { rm -rf "$dir"; die "kafka_2.13-$version.jar missing after fetch"; }
-  date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/.complete"
+  echo "fetched=$(date -u +%Y-%m-%dT%H:%M:%SZ) logging=$logging tools=$tools" >"$dir/.complete"
   release_fetch_lock
   log "fetched $(find "$dir" -name '*.jar' | wc -l | tr -d ' ') jars in $((SECONDS - start))s"
 }
@@ -667,6 +675,9 @@ cmd_logs() {
 
 run_class() {
   load_cluster "$DIR" || die "no cluster in $DIR"
+  if [[ "$1" == org.apache.kafka.tools.* ]] && ! compgen -G "$(lib_dir "$KAFKA_VERSION")/kafka-tools-[0-9]*.jar" >/dev/null; then
+    die "lib/$KAFKA_VERSION has no kafka-tools jar (broker-only fetch); use a client library, or the tools of another version: java -cp '$SCRIPT_DIR/lib/3.9.1/*' $1 ..."
+  fi
   # shellcheck disable=SC2086
   exec "$JAVA_BIN" -Xmx256m $(tools_logging_opt) -cp "$(lib_dir "$KAFKA_VERSION")/*" "$@"
 }

@@ -199,6 +199,9 @@ class Fetcher {
       }
       log.waiters.add(this)
       await this.sleep()
+      // Let the writer finish its turn first: records appended one by one (a producer awaiting
+      // each send) then arrive as one batch instead of one batch per record.
+      if (!this.stopped) await new Promise<void>((resolve) => setImmediate(resolve))
     }
   }
 }
