@@ -18,6 +18,8 @@ export { StreamEvent } from './streams/event.js'
 
 export { Table } from './tables/table.js'
 export type { PartitionOption, TableOptions } from './tables/table.js'
+export { WindowedTable } from './tables/windowed.js'
+export type { Window, WindowOptions } from './tables/windowed.js'
 
 export { bytes, json, string } from './topics/codec.js'
 export type { Codec, CodecLike } from './topics/codec.js'

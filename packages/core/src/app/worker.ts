@@ -162,7 +162,7 @@ export class Worker {
         encode: (v) => t.valueCodec.encode(v),
         decode: (b) => t.valueCodec.decode(b),
       })
-      this.tableStates.set(t, new TableState(t, ts, this.sensors, () => void this.commit()))
+      this.tableStates.set(t, new TableState(t, ts, this.sensors, this.clock, () => void this.commit()))
     }
     // Actors start before the group is joined: groupBy()/through() called at the top of an agent
     // body register their topics now, so the consumer subscribes to them from the start.
@@ -204,6 +204,13 @@ export class Worker {
     for (const c of app.crontabs) {
       const cron = parseCron(c.expr, c.options.timezone)
       this.scheduler.cron(cron, c.options.name ?? `crontab(${c.expr})`, this.leaderGate(c.fn, c.options.onLeader))
+    }
+    for (const t of app.tables) {
+      for (const w of t.windows) {
+        // Windows close on a timer, not when the next event happens to arrive.
+        const every = Math.max(1, Math.min(w.stepMs, w.expiresMs || w.stepMs, 10_000))
+        this.scheduler.every(every, `windows(${t.name})`, () => w.expire())
+      }
     }
     for (const task of app.tasks) void this.runJob(task.name || 'task', task)
     this.logger.info(`worker ready`, {

@@ -5,6 +5,8 @@ import { json, resolveCodec, string } from '../topics/codec.js'
 import { murmur2 } from '../transport/partitioner.js'
 import type { Store } from '../stores/store.js'
 import type { TableState } from './tableState.js'
+import type { Window, WindowOptions } from './windowed.js'
+import { WindowedTable } from './windowed.js'
 
 export interface TableOptions<K, V> {
   /** The value `get` returns for a missing key (not stored until you `set` it). */
@@ -26,6 +28,8 @@ export interface TableOptions<K, V> {
   usePartitioner?: boolean
   /** Replication factor of the changelog topic. */
   replicas?: number
+  /** Called when a window of a windowed view closes (expires), with its final value. */
+  onWindowClose?: (key: K, window: Window, value: V) => void | Promise<void>
 }
 
 /** Per-call partition, for reads and writes outside an event (timers, pages, tests). */
@@ -67,6 +71,24 @@ export class Table<K = string, V = unknown> {
     this.keyCodec = resolveCodec(options.key, string() as unknown as Codec<K>, 'key')
     this.valueCodec = resolveCodec(options.value, json<V>(), 'value')
     this.defaultFn = options.default
+  }
+
+  /** @internal The windowed views whose windows the worker expires. */
+  readonly windows: WindowedTable<K, V>[] = []
+
+  /**
+   * A view with one value per key per fixed, non-overlapping window of `sizeMs`. Use the table
+   * only through its windowed views.
+   */
+  tumbling(sizeMs: number, options: WindowOptions = {}): WindowedTable<K, V> {
+    return this.hopping(sizeMs, sizeMs, options)
+  }
+
+  /** A view with one value per key per window of `sizeMs`, a new window every `stepMs`. */
+  hopping(sizeMs: number, stepMs: number, options: WindowOptions = {}): WindowedTable<K, V> {
+    const w = new WindowedTable(this, sizeMs, stepMs, options.expiresMs ?? sizeMs)
+    this.windows.push(w)
+    return w
   }
 
   /** `<app>-<table>-changelog` */
@@ -168,7 +190,8 @@ export class Table<K = string, V = unknown> {
     return (murmur2(this.keyBytes(storageKey)) & 0x7fffffff) % this.partitions
   }
 
-  private readPartition(sk: string, options: PartitionOption | undefined): number {
+  /** @internal */
+  readPartition(sk: string, options: PartitionOption | undefined): number {
     if (options?.partition !== undefined) return this.checkPartition(options.partition)
     const event = actorContext.getStore()?.event
     if (event) return this.eventPartition(event.partition, event.topic)

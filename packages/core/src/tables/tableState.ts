@@ -1,3 +1,4 @@
+import type { Clock } from '../app/clock.js'
 import { MephistoError } from '../errors.js'
 import type { SensorSet } from '../sensors/sensorSet.js'
 import type { StoreWrite, TableStore } from '../stores/store.js'
@@ -26,6 +27,7 @@ export class TableState<K, V> {
     readonly table: Table<K, V>,
     readonly store: TableStore<V>,
     readonly sensors: SensorSet,
+    readonly clock: Clock,
     /** Asks the worker for an early commit when too many writes are pending. */
     private readonly requestCommit: () => void,
     private readonly maxDirty = 50_000,
