@@ -30,12 +30,13 @@ export { memoryStore } from './stores/memoryStore.js'
 export type { Store, StoreWrite, TableStore, TableStoreSpec } from './stores/store.js'
 
 export { Monitor } from './sensors/monitor.js'
-export type { MonitorSnapshot } from './sensors/monitor.js'
+export type { LatencyStats, MonitorOptions, MonitorSnapshot, PartitionSnapshot } from './sensors/monitor.js'
 export type { Sensor, StreamEventInfo } from './sensors/sensor.js'
 export { SensorSet } from './sensors/sensorSet.js'
 
 export { MemoryBroker, memoryBroker } from './transport/memory/memoryBroker.js'
 export { MemoryTransport } from './transport/memory/memoryTransport.js'
+export { KafkaTransport } from './transport/kafka/kafkaTransport.js'
 export { defaultPartition, murmur2 } from './transport/partitioner.js'
 export { parseKafkaBrokers } from './transport/createTransport.js'
 export type {
@@ -56,6 +57,8 @@ export type {
   TransportConsumer,
   TransportProducer,
 } from './transport/transport.js'
+
+export type { PageHandler, WebOptions, WebRequest, WebResponse, WebRoutes } from './web/page.js'
 
 export {
   ConfigurationError,

@@ -1,5 +1,8 @@
 import type { AppOptions } from '../app/app.js'
+import { consoleLogger } from '../app/logger.js'
 import { ConfigurationError } from '../errors.js'
+import type { KafkaTransportOptions } from './kafka/kafkaTransport.js'
+import { KafkaTransport } from './kafka/kafkaTransport.js'
 import { memoryBroker } from './memory/memoryBroker.js'
 import { MemoryTransport } from './memory/memoryTransport.js'
 import type { Transport } from './transport.js'
@@ -13,31 +16,25 @@ export function createTransport(broker: string | string[], options: AppOptions):
     const name = broker.slice('memory://'.length) || 'default'
     return new MemoryTransport(memoryBroker(name))
   }
-  const brokers = parseKafkaBrokers(broker)
-  return createKafkaTransport(brokers, options)
+  const kafka: KafkaTransportOptions = { clientId: options.id }
+  // The app's logger, or one at its level: kafkajs lines then read like the app's own.
+  if (typeof options.logger === 'object') kafka.logger = options.logger
+  else kafka.logger = consoleLogger(options.logger ?? 'info', `${options.id} kafka`)
+  // AppOptions types these loosely; they are kafkajs' own options, passed through unchanged.
+  if (options.kafka !== undefined) kafka.kafka = options.kafka as KafkaTransportOptions['kafka']
+  return new KafkaTransport(parseKafkaBrokers(broker), kafka)
 }
 
 export function parseKafkaBrokers(broker: string | string[]): string[] {
   const list = (Array.isArray(broker) ? broker : broker.replace(/^kafka:\/\//, '').split(','))
     .map((b) => b.trim().replace(/^kafka:\/\//, ''))
     .filter(Boolean)
-  if (list.length === 0) throw new ConfigurationError('broker: give memory:// or at least one Kafka host:port')
+  if (list.length === 0)
+    throw new ConfigurationError('broker: give memory:// or at least one Kafka host:port')
   for (const b of list) {
     if (!/^[^\s:/]+:\d{1,5}$/.test(b) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(b)) {
       throw new ConfigurationError(`broker ${JSON.stringify(b)} is not host:port (e.g. 127.0.0.1:9092)`)
     }
   }
   return list
-}
-
-let kafkaFactory: ((brokers: string[], options: AppOptions) => Transport) | undefined
-
-/** @internal Registered by the Kafka transport module, so memory-only users never load kafkajs. */
-export function registerKafkaTransport(factory: (brokers: string[], options: AppOptions) => Transport): void {
-  kafkaFactory = factory
-}
-
-function createKafkaTransport(brokers: string[], options: AppOptions): Transport {
-  if (!kafkaFactory) throw new ConfigurationError('the Kafka transport is not available in this build')
-  return kafkaFactory(brokers, options)
 }

@@ -271,7 +271,8 @@ describe('MemoryBroker delivery', () => {
     await member.ready
     fill(broker, 't', 0, ['a'])
     fill(broker, 't', 1, ['x'])
-    await new Promise((resolve) => setImmediate(resolve))
+    // A woken fetcher waits one turn to batch what is appended meanwhile: give it a few.
+    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve))
     fill(broker, 't', 0, ['b'])
     fill(broker, 't', 1, ['y'])
     for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve))

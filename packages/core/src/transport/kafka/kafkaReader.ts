@@ -1,0 +1,292 @@
+import type { Cluster, Kafka } from 'kafkajs'
+import { BrokerError } from '../../errors.js'
+import type { PartitionRange, RawRecord } from '../transport.js'
+import { copartitionedAssigner } from './copartitionedAssigner.js'
+import { messageOf } from './kafkaAdmin.js'
+import { toHeaders } from './kafkaRecords.js'
+
+/** kafkajs' READ_COMMITTED: aborted transactional writes are never replayed into a table. */
+const READ_COMMITTED = 1
+
+export interface ReaderOptions {
+  /** Most bytes fetched per partition per request. Default 4 MiB (recovery reads whole logs). */
+  maxBytesPerPartition?: number
+  /** Most bytes per fetch request. Default 16 MiB. */
+  maxBytes?: number
+  /** How long the broker may hold a fetch that has nothing yet (records of an open transaction). */
+  maxWaitTimeInMs?: number
+}
+
+interface Range {
+  position: number
+  to: number
+  /** maxBytes of the next fetch of this partition. */
+  fetchBytes: number
+}
+
+interface FetchedMessage {
+  offset: string
+  key: Buffer | null
+  value: Buffer | null
+  timestamp: string
+  headers?: Record<string, unknown>
+  isControlRecord?: boolean
+  batchContext?: { producerId: string; inTransaction: boolean }
+}
+
+interface FetchedPartition {
+  partition: number
+  errorCode: number
+  highWatermark: string
+  lastStableOffset?: string
+  abortedTransactions?: { producerId: string; firstOffset: string }[]
+  messages: FetchedMessage[]
+}
+
+/**
+ * Reads offset ranges outside any consumer group, for table recovery. kafkajs has no `assign()`,
+ * and a throwaway group costs a join and a sync per read (plus `group.initial.rebalance.delay.ms`,
+ * 3 s on a default broker) on every partition assignment. So this fetches directly from the
+ * partition leaders with kafkajs' own `Cluster`, the object kafkajs hands partition assigners;
+ * one connection set per transport, reused by every read.
+ */
+export class KafkaReader {
+  private cluster: Cluster | undefined
+  private connecting: Promise<Cluster> | undefined
+  private readonly maxBytesPerPartition: number
+  private readonly maxBytes: number
+  private readonly maxWaitTime: number
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly url: string,
+    private readonly earliestOffsets: (topic: string) => Promise<Map<number, number>>,
+    options: ReaderOptions = {},
+  ) {
+    this.maxBytesPerPartition = options.maxBytesPerPartition ?? 4 * 1024 * 1024
+    this.maxBytes = options.maxBytes ?? 16 * 1024 * 1024
+    this.maxWaitTime = options.maxWaitTimeInMs ?? 100
+  }
+
+  async read(
+    topic: string,
+    ranges: PartitionRange[],
+    onRecords: (records: RawRecord[]) => void | Promise<void>,
+  ): Promise<void> {
+    const pending = new Map<number, Range>()
+    for (const { partition, from, to } of ranges) {
+      if (from < to)
+        pending.set(partition, {
+          position: Math.max(0, from),
+          to,
+          fetchBytes: this.firstFetchBytes(to - from),
+        })
+    }
+    if (pending.size === 0) return
+    const cluster = await this.connect()
+    await this.addTopic(cluster, topic)
+    const known = new Set(cluster.findTopicPartitionMetadata(topic).map((p) => p.partitionId))
+    for (const partition of pending.keys()) {
+      if (!known.has(partition)) {
+        throw new BrokerError(`Cannot read ${topic}[${partition}]: the topic has ${known.size} partition(s).`)
+      }
+    }
+    while (pending.size > 0) {
+      let leaders: Record<string, number[]>
+      try {
+        leaders = cluster.findLeaderForPartitions(topic, [...pending.keys()])
+      } catch (error) {
+        await this.recover(cluster, error)
+        continue
+      }
+      // One fetch per leader at a time; partitions of one response are delivered one after another.
+      await Promise.all(
+        Object.entries(leaders).map(async ([nodeId, partitions]) => {
+          let response: { responses: { topicName: string; partitions: FetchedPartition[] }[] }
+          try {
+            const broker = await cluster.findBroker({ nodeId })
+            response = await broker.fetch({
+              isolationLevel: READ_COMMITTED,
+              maxWaitTime: this.maxWaitTime,
+              minBytes: 1,
+              maxBytes: this.maxBytes,
+              topics: [
+                {
+                  topic,
+                  partitions: partitions.map((partition) => {
+                    const range = pending.get(partition)!
+                    const maxBytes = range.fetchBytes
+                    // Small first, then doubling: a long range soon fetches at full size.
+                    range.fetchBytes = Math.min(this.maxBytesPerPartition, range.fetchBytes * 2)
+                    return { partition, fetchOffset: String(range.position), maxBytes }
+                  }),
+                },
+              ],
+            })
+          } catch (error) {
+            if ((error as { type?: string }).type === 'OFFSET_OUT_OF_RANGE') {
+              await this.skipToEarliest(topic, pending)
+              return
+            }
+            await this.recover(cluster, error)
+            return
+          }
+          for (const { partitions: fetched } of response.responses) {
+            for (const data of fetched) {
+              const range = pending.get(data.partition)
+              if (range === undefined) continue
+              await this.deliver(topic, range, data, onRecords)
+              if (range.position >= range.to) pending.delete(data.partition)
+            }
+          }
+        }),
+      )
+    }
+  }
+
+  /**
+   * The broker reads (and kafkajs decodes) up to this many bytes even when a few records are
+   * wanted, so a short range starts with a small fetch. At least one whole record batch is
+   * always returned (KIP-74), so a small limit never stalls a read.
+   */
+  private firstFetchBytes(records: number): number {
+    return Math.min(this.maxBytesPerPartition, Math.max(16 * 1024, records * 256))
+  }
+
+  async close(): Promise<void> {
+    const cluster = this.cluster
+    this.cluster = undefined
+    this.connecting = undefined
+    await cluster?.disconnect().catch(() => {})
+  }
+
+  private async deliver(
+    topic: string,
+    range: Range,
+    data: FetchedPartition,
+    onRecords: (records: RawRecord[]) => void | Promise<void>,
+  ): Promise<void> {
+    const { partition } = data
+    const messages = data.messages
+    const highWatermark = Number(data.highWatermark)
+    if (messages.length === 0) {
+      // Nothing at our position: either the range asks for more than the log holds, or the rest
+      // is an open transaction (read-committed stops at the last stable offset) and we wait.
+      if (range.position >= highWatermark && range.to > highWatermark) {
+        throw new BrokerError(
+          `Cannot read ${topic}[${partition}] up to offset ${range.to}: the partition ends at ${highWatermark}. ` +
+            'Read up to the end offset (admin.endOffsets) taken before reading.',
+        )
+      }
+      return
+    }
+    const aborted = abortedFilter(data.abortedTransactions)
+    const records: RawRecord[] = []
+    let last = range.position - 1
+    for (const m of messages) {
+      const offset = Number(m.offset)
+      // A fetch returns whole record batches, so it may start before the offset asked for.
+      if (offset < range.position) continue
+      last = offset
+      if (offset >= range.to) break
+      // Called for every message, control records included: an abort marker ends its transaction.
+      const dropped = aborted(m)
+      if (m.isControlRecord || dropped) continue
+      records.push({
+        topic,
+        partition,
+        offset,
+        timestamp: Number(m.timestamp),
+        key: m.key,
+        value: m.value,
+        headers: toHeaders(m.headers),
+      })
+    }
+    // Past the last message seen, control records and compacted gaps included.
+    range.position = Math.max(range.position, last + 1)
+    if (records.length > 0) await onRecords(records)
+  }
+
+  private async skipToEarliest(topic: string, pending: Map<number, Range>): Promise<void> {
+    const earliest = await this.earliestOffsets(topic)
+    for (const [partition, range] of pending) {
+      const start = earliest.get(partition) ?? 0
+      if (range.position < start) range.position = start
+      if (range.position >= range.to) pending.delete(partition)
+    }
+  }
+
+  private async recover(cluster: Cluster, error: unknown): Promise<void> {
+    const name = (error as { name?: string }).name ?? ''
+    const type = (error as { type?: string }).type ?? ''
+    const retriable =
+      (error as { retriable?: boolean }).retriable === true ||
+      /Connection|BrokerNotFound|Metadata/.test(name) ||
+      [
+        'NOT_LEADER_FOR_PARTITION',
+        'LEADER_NOT_AVAILABLE',
+        'UNKNOWN_LEADER_EPOCH',
+        'FENCED_LEADER_EPOCH',
+      ].includes(type)
+    if (!retriable)
+      throw new BrokerError(`Reading from ${this.url} failed: ${messageOf(error)}`, { cause: error })
+    await new Promise((r) => setTimeout(r, 100))
+    await cluster.refreshMetadata()
+  }
+
+  private async addTopic(cluster: Cluster, topic: string): Promise<void> {
+    try {
+      await cluster.addTargetTopic(topic)
+    } catch (error) {
+      throw new BrokerError(`Cannot read topic "${topic}" on ${this.url}: ${messageOf(error)}`, {
+        cause: error,
+      })
+    }
+  }
+
+  private connect(): Promise<Cluster> {
+    this.connecting ??= (async () => {
+      let captured: Cluster | undefined
+      // The consumer is never run: creating it is how kafkajs hands out a Cluster (to assigners).
+      this.kafka.consumer({
+        groupId: 'mephisto-reader-unused',
+        allowAutoTopicCreation: false,
+        partitionAssigners: [copartitionedAssigner((c) => (captured = c))],
+      })
+      if (captured === undefined) throw new BrokerError('kafkajs did not create a cluster for the reader')
+      const cluster = captured
+      await cluster.connect()
+      this.cluster = cluster
+      return cluster
+    })().catch((error: unknown) => {
+      this.connecting = undefined
+      throw new BrokerError(`Cannot connect the reader to ${this.url}: ${messageOf(error)}`, { cause: error })
+    })
+    return this.connecting
+  }
+}
+
+/**
+ * kafkajs' filterAbortedMessages, kept here because it is not exported: with read-committed
+ * isolation the broker still returns aborted transactional records and lists where the aborted
+ * transactions start; the client drops them, up to each producer's abort marker.
+ */
+function abortedFilter(
+  abortedTransactions: { producerId: string; firstOffset: string }[] | undefined,
+): (m: FetchedMessage) => boolean {
+  if (abortedTransactions === undefined || abortedTransactions.length === 0) return () => false
+  const remaining = [...abortedTransactions].sort((a, b) => Number(a.firstOffset) - Number(b.firstOffset))
+  const abortedProducers = new Set<string>()
+  return (m) => {
+    while (remaining.length > 0 && Number(m.offset) >= Number(remaining[0]!.firstOffset)) {
+      abortedProducers.add(remaining.shift()!.producerId)
+    }
+    const producerId = m.batchContext?.producerId
+    if (producerId === undefined) return false
+    if (m.isControlRecord) {
+      abortedProducers.delete(producerId)
+      return true
+    }
+    return abortedProducers.has(producerId) && m.batchContext?.inTransaction === true
+  }
+}

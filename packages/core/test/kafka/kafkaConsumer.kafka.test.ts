@@ -1,0 +1,84 @@
+import { expect, it } from 'vitest'
+import type { RecordBatch, TopicPartition } from '../../src/index.js'
+import { describeKafka, testTransport, uniqueName } from './kafka.js'
+
+async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+describeKafka('KafkaConsumer', () => {
+  it('heartbeats while a slow onBatch holds the partition, so the session outlives it', async () => {
+    // The broker's minimum session timeout is 6 s; the batch takes longer than that.
+    const t = testTransport({ kafka: { consumer: { sessionTimeout: 6000, heartbeatInterval: 1000 } } })
+    await t.connect()
+    const topic = uniqueName('slow')
+    await t.admin.ensureTopics([{ name: topic, partitions: 1 }])
+    try {
+      const p = t.producer()
+      await p.sendAndWait({ topic, key: null, value: Buffer.from('first') })
+      const revoked: TopicPartition[][] = []
+      const values: string[] = []
+      const c = t.consumer({ groupId: uniqueName('slow'), maxBatchSize: 1 })
+      await c.start([topic], {
+        onAssign: async () => {},
+        onRevoke: async (tps) => {
+          revoked.push(tps)
+        },
+        onBatch: async (batch: RecordBatch) => {
+          values.push(batch.records[0]!.value!.toString())
+          if (values.length === 1) await new Promise((r) => setTimeout(r, 8000))
+        },
+      })
+      await p.sendAndWait({ topic, key: null, value: Buffer.from('second') })
+      await waitFor('the record after the slow one', () => values.length === 2, 20_000)
+      expect(values).toEqual(['first', 'second'])
+      expect(revoked).toEqual([])
+      await c.stop()
+      await p.close()
+    } finally {
+      await t.admin.deleteTopics([topic])
+      await t.close()
+    }
+  }, 40_000)
+
+  it('revokes at once when a rebalance starts during a blocked onBatch (the revoke unblocks it)', async () => {
+    const t = testTransport()
+    await t.connect()
+    const topic = uniqueName('blocked')
+    await t.admin.ensureTopics([{ name: topic, partitions: 2 }])
+    try {
+      const p = t.producer()
+      await p.sendAndWait({ topic, partition: 0, key: null, value: Buffer.from('x') })
+      await p.sendAndWait({ topic, partition: 1, key: null, value: Buffer.from('y') })
+      const groupId = uniqueName('blocked')
+      // Like the runtime: onBatch waits for queue space, which the revoke frees.
+      let unblock!: () => void
+      const blocked = new Promise<void>((r) => (unblock = r))
+      let revokedAt = 0
+      const a = t.consumer({ groupId })
+      await a.start([topic], {
+        onAssign: async () => {},
+        onRevoke: async () => {
+          revokedAt = Date.now()
+          unblock()
+        },
+        onBatch: () => blocked,
+      })
+      const b = t.consumer({ groupId })
+      const started = Date.now()
+      await b.start([topic], { onAssign: async () => {}, onRevoke: async () => {}, onBatch: async () => {} })
+      await waitFor('the split', () => a.assignment().length === 1 && b.assignment().length === 1, 15_000)
+      expect(revokedAt).toBeGreaterThanOrEqual(started)
+      await b.stop()
+      await a.stop()
+      await p.close()
+    } finally {
+      await t.admin.deleteTopics([topic])
+      await t.close()
+    }
+  }, 40_000)
+})
