@@ -74,6 +74,8 @@ export class TestApp {
   }
 
   private async boot(): Promise<void> {
+    // A restarted worker is a peer again: settle() waits for it too.
+    this.peers().add(this)
     await this.app.start({ transport: new MemoryTransport(this.broker, { now: () => this.clock.now() }), clock: this.clock })
   }
 

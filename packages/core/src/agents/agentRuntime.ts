@@ -21,6 +21,9 @@ export class AgentRuntime {
   private liveLoops = 0
   private busyRetries = 0
   private readonly attempts = new WeakMap<StreamEvent<any, any>, number>()
+  private readonly contexts = new Set<ActorContext>()
+  /** Background loops running, by actor and operator: an agent body restarted after an error reuses them. */
+  private readonly spawned = new Set<string>()
   stopped = false
 
   constructor(
@@ -51,6 +54,11 @@ export class AgentRuntime {
     for (let i = 0; i < this.agent.concurrency; i++) this.track(this.runActor(i))
   }
 
+  /** Actors holding a partial `take()` batch hand it over now (their partitions are being revoked). */
+  flushBatches(): void {
+    for (const ctx of this.contexts) ctx.flush?.()
+  }
+
   /** Closes the queues: actors finish their current event and their loops end. */
   close(): void {
     this.stopped = true
@@ -78,7 +86,7 @@ export class AgentRuntime {
     })
   }
 
-  private services(): StreamServices {
+  private services(actor: number): StreamServices {
     return {
       clock: this.worker.clock,
       agentName: this.agent.name,
@@ -87,7 +95,7 @@ export class AgentRuntime {
         return this.worker.forward(dest as Topic<any, any> | Channel<any, any>, key, value, event)
       },
       subscribe: (target) => this.subscribe(target),
-      spawn: (name, loop) => this.spawn(name, loop),
+      spawn: (name, loop) => this.spawn(`${actor}:${name}`, name, loop),
       eventIn: (e) => this.worker.eventIn(this.agent.name, e),
       eventOut: () => {},
     }
@@ -113,27 +121,37 @@ export class AgentRuntime {
     return () => queue.take()
   }
 
-  private spawn(name: string, loop: () => Promise<void>): void {
+  private spawn(key: string, name: string, loop: (context: ActorContext) => Promise<void>): void {
+    // The body runs again after an error (retry, dlq, skip) and calls groupBy()/through() again:
+    // the loop forwarding for it is still running, and a second one would compete with it.
+    if (this.spawned.has(key)) return
+    this.spawned.add(key)
     const ctx: ActorContext = { event: undefined, held: [], agent: `${this.agent.name}:${name}` }
     this.track(
       actorContext.run(ctx, async () => {
-        try {
-          await loop()
-        } catch (err) {
-          if (this.stopped || this.worker.state !== 'running') return
-          this.worker.logger.error(`agent ${this.agent.name}: ${name} failed`, { err })
-          await this.worker.crash(err)
+        while (!this.stopped) {
+          try {
+            await loop(ctx)
+            return
+          } catch (err) {
+            if (this.stopped || this.worker.state === 'crashed' || this.worker.state === 'stopped') return
+            // The event the loop was forwarding gets the agent's onError (retry, dlq, skip, crash);
+            // then the loop starts over with the next one.
+            const action = await this.onError(err, ctx, -1)
+            if (action === 'crash') return
+          }
         }
-      }),
+      }).finally(() => this.spawned.delete(key)),
     )
   }
 
   private async runActor(index: number): Promise<void> {
     const ctx: ActorContext = { event: undefined, held: [], agent: this.agent.name }
     const pull: Pull = () => this.queue.take()
+    this.contexts.add(ctx)
     await actorContext.run(ctx, async () => {
       while (!this.stopped) {
-        const stream = new Stream<any, any>(this.services(), pull, ctx)
+        const stream = new Stream<any, any>(this.services(index), pull, ctx)
         try {
           const result = this.agent.fn(stream)
           if (result && typeof (result as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {

@@ -15,6 +15,12 @@ export interface ActorContext {
   held: StreamEvent<any, any>[]
   /** The agent's name, for errors and sensors. */
   readonly agent: string
+  /**
+   * Set while `take()` holds a partial batch: hands it over now. A rebalance or stop calls it,
+   * since it waits for those events and the batch's own timeout may be far off (or, on a fake
+   * clock, never come).
+   */
+  flush?: (() => void) | undefined
 }
 
 export const actorContext: AsyncLocalStorage<ActorContext> = new AsyncLocalStorage<ActorContext>()

@@ -10,6 +10,9 @@ import type { TableState } from '../tables/tableState.js'
 import type { Message, TopicOptions } from '../topics/topic.js'
 import { Channel, Topic } from '../topics/topic.js'
 import type { RecordMetadata, Transport } from '../transport/transport.js'
+import type { PageHandler, WebOptions } from '../web/page.js'
+import type { RoutePattern } from '../web/route.js'
+import { parseRoute, splitPath } from '../web/route.js'
 import type { Clock } from './clock.js'
 import type { LogLevel, Logger } from './logger.js'
 import { consoleLogger } from './logger.js'
@@ -53,6 +56,12 @@ export interface AppOptions {
   autoOffsetReset?: 'earliest' | 'latest'
   /** kafkajs options for `kafka://` brokers. */
   kafka?: KafkaOptions
+  /**
+   * The worker's web server (`/health`, `/stats`, `/tables/...`, the dashboard at `/`, custom pages):
+   * `false` turns it off. Default: on, at 127.0.0.1:6066, unless `start()` is given a transport (the
+   * testkit, tests), where it is off unless asked for here, so tests never open ports by accident.
+   */
+  web?: false | WebOptions
 }
 
 /** What `start` may replace; the testkit uses it. */
@@ -61,6 +70,9 @@ export interface StartOptions {
   clock?: Clock
   store?: Store
 }
+
+/** First path segments of the built-in web pages, which `app.page` cannot take. */
+const RESERVED_PAGE_ROOTS = new Set(['health', 'stats', 'agents', 'topics', 'tables'])
 
 interface TimerDef {
   ms: number
@@ -90,6 +102,7 @@ export class App {
   /** @internal */ readonly timers: TimerDef[] = []
   /** @internal */ readonly crontabs: CrontabDef[] = []
   /** @internal */ readonly tasks: (() => unknown)[] = []
+  /** @internal */ readonly pages: { route: RoutePattern; handler: PageHandler }[] = []
   /** @internal */ worker: Worker | undefined
   private channelSeq = 0
 
@@ -183,6 +196,30 @@ export class App {
   /** Runs `fn` once, when the worker is ready. */
   task(fn: () => unknown): void {
     this.tasks.push(fn)
+  }
+
+  /**
+   * Serves `handler` at `path` on the worker's web server. `path` may have `:name` segments
+   * (`/counts/:user`), passed in `request.params`. The handler's return value is JSON-encoded, or
+   * sent as is when it is a `{ status, headers, body }` response. Paths under the built-in pages
+   * (`/`, `/health`, `/stats`, `/agents`, `/topics`, `/tables`) are reserved.
+   */
+  page(path: string, handler: PageHandler): void {
+    if (typeof handler !== 'function') throw new ConfigurationError(`app.page(${JSON.stringify(path)}, handler): handler must be a function`)
+    const route = parseRoute(path)
+    const first = splitPath(path)[0]
+    if (first === undefined || RESERVED_PAGE_ROOTS.has(first)) {
+      throw new ConfigurationError(`app.page: ${path} is reserved for the built-in pages; choose another path`)
+    }
+    if (this.pages.some((p) => p.route.pattern === route.pattern)) {
+      throw new ConfigurationError(`app.page: ${path} is already declared`)
+    }
+    this.pages.push({ route, handler })
+  }
+
+  /** `http://host:port` of the worker's web server while it listens (set early in `start()`), else undefined. */
+  get webUrl(): string | undefined {
+    return this.worker?.web?.url
   }
 
   /** True once `start()` resolved and until `stop()`. */

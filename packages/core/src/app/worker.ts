@@ -27,6 +27,7 @@ import type {
   TransportConsumer,
   TransportProducer,
 } from '../transport/transport.js'
+import { WebServer } from '../web/webServer.js'
 import type { App, StartOptions } from './app.js'
 import type { Clock, TimerHandle } from './clock.js'
 import { realClock } from './clock.js'
@@ -110,6 +111,8 @@ export class Worker {
   private crashError: unknown
   /** True once the consumer subscribed: no more topics can be added. */
   subscribed = false
+  /** The web server, when enabled; it listens from the start of `start()`, so `/health` answers 503 while recovering. */
+  readonly web: WebServer | undefined
 
   constructor(
     readonly app: App,
@@ -122,6 +125,9 @@ export class Worker {
     const store = overrides.store ?? app.options.store ?? 'memory://'
     this.store = resolveStore(store)
     this.scheduler = new Scheduler(this.clock, (name, fn) => this.runJob(name, fn))
+    // With a transport override (the testkit, tests) the server is off unless the app asks for it.
+    const web = app.options.web ?? (overrides.transport ? false : {})
+    if (web !== false) this.web = new WebServer(this, web)
   }
 
   get leaderTopic(): string {
@@ -146,6 +152,10 @@ export class Worker {
 
   async start(): Promise<void> {
     const app = this.app
+    if (this.web) {
+      const url = await this.web.listen()
+      this.logger.info(`web server listening on ${url}`)
+    }
     await this.transport.connect()
     this.producer = this.transport.producer()
     for (const a of app.agents) {
@@ -257,6 +267,7 @@ export class Worker {
     for (const ts of this.tableStates.values()) await ts.store.close()
     await this.transport.close()
     clearInterval(this.keepAlive)
+    await this.web?.close()
     this.state = 'stopped'
     this.logger.info('worker stopped', { app: this.app.id })
   }
@@ -279,6 +290,7 @@ export class Worker {
     await Promise.allSettled([this.consumer?.abort(), this.producer?.abort()])
     for (const ts of this.tableStates.values()) await ts.store.close().catch(() => {})
     await this.transport.close().catch(() => {})
+    await this.web?.close().catch(() => {})
   }
 
   /** An agent asked to crash (onError 'crash', or a failure outside any event). */
@@ -412,6 +424,7 @@ export class Worker {
         for (const e of removed) if (e.delivery) (e.delivery.tracker as OffsetTracker).inFlight--
       }
     }
+    for (const rt of this.agents.values()) rt.flushBatches()
     const deadline = Date.now() + (this.app.options.drainTimeoutMs ?? 30_000)
     for (;;) {
       let inFlight = 0
@@ -770,6 +783,19 @@ export class Worker {
     if (this.busy > 0) return false
     for (const rt of this.agents.values()) if (!rt.idle()) return false
     return true
+  }
+
+  /** @internal Topic-partitions assigned to this worker (the web server's `/topics`). */
+  assignment(): TopicPartition[] {
+    return [...this.trackers.values()].filter((t) => !t.revoked).map((t) => t.tp)
+  }
+
+  /** @internal Events waiting in an agent's queues (the web server's `/agents`). */
+  queuedEvents(agentName: string): number | undefined {
+    for (const [agent, rt] of this.agents) {
+      if (agent.name === agentName) return rt.queues().reduce((n, q) => n + q.size, 0)
+    }
+    return undefined
   }
 
   /** @internal For the testkit and tools: the runtime of an agent. */

@@ -33,6 +33,10 @@ export interface Sensor {
   onAssignmentError?(state: unknown, error: unknown): void
   onRebalanceStart?(revoked: readonly TopicPartition[]): unknown
   onRebalanceEnd?(state: unknown): void
+  /**
+   * The web server answered a request. `path` is the matched route pattern (`/tables/:name/:key`;
+   * `/*` when none matched), not the raw path, so labels built from it stay few.
+   */
   onWebRequest?(method: string, path: string, status: number, ms: number): void
   /** A message went to a dead-letter topic. */
   onDlq?(source: TopicPartition & { offset: number }, dlqTopic: string, reason: string): void

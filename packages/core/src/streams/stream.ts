@@ -23,8 +23,11 @@ export interface StreamServices {
    * `spec` is given) or the topic of `through`. Returns the pull for its events.
    */
   subscribe(target: StreamTarget | RepartitionSpec): Pull
-  /** Runs a background loop for this actor (the forwarding half of groupBy/through). */
-  spawn(name: string, loop: () => Promise<void>): void
+  /**
+   * Runs a background loop for this actor (the forwarding half of groupBy/through), with its own
+   * context: the loop marks the event it works on there, so a failure goes to the agent's onError.
+   */
+  spawn(name: string, loop: (context: ActorContext) => Promise<void>): void
   /** Sensor hooks around each event handed to user code. */
   eventIn(e: StreamEvent<any, any>): void
   eventOut(e: StreamEvent<any, any>): void
@@ -89,12 +92,18 @@ export class Stream<V, K = unknown> implements AsyncIterable<V> {
   filter<S extends V>(predicate: (value: V) => value is S): Stream<S, K>
   filter(predicate: (value: V) => boolean | Promise<boolean>): Stream<V, K>
   filter(predicate: (value: V) => boolean | Promise<boolean>): Stream<V, K> {
-    const pull = this.pull
+    const { pull, context } = this
     const next = async (): Promise<StreamEvent<any, any> | null> => {
       for (;;) {
         const e = await pull()
         if (e === null) return null
-        if (await predicate(e.value)) return e
+        let keep: boolean
+        try {
+          keep = await predicate(e.value)
+        } catch (err) {
+          return failedOn(context, e, err)
+        }
+        if (keep) return e
         e.ack()
       }
     }
@@ -103,11 +112,17 @@ export class Stream<V, K = unknown> implements AsyncIterable<V> {
 
   /** Each value replaced by `fn(value)`; key, headers and ack stay with the event. */
   map<U>(fn: (value: V) => U | Promise<U>): Stream<Awaited<U>, K> {
-    const pull = this.pull
+    const { pull, context } = this
     const next = async (): Promise<StreamEvent<any, any> | null> => {
       const e = await pull()
       if (e === null) return null
-      return e.withValue(await fn(e.value))
+      let value: U
+      try {
+        value = await fn(e.value)
+      } catch (err) {
+        return failedOn(context, e, err)
+      }
+      return e.withValue(value)
     }
     return this.derive(next) as unknown as Stream<Awaited<U>, K>
   }
@@ -128,12 +143,15 @@ export class Stream<V, K = unknown> implements AsyncIterable<V> {
     const source = this.pull
     const services = this.services
     const grouped = services.subscribe(spec)
-    services.spawn(`groupBy:${options.name}`, async () => {
+    services.spawn(`groupBy:${options.name}`, async (loop) => {
       for (;;) {
         const e = await source()
         if (e === null) return
+        loop.event = e
+        loop.held = [e]
         await services.forward(target, await keyOf(e.value), e.value, e)
         e.ack()
+        loop.held = []
       }
     })
     return this.derive(grouped) as unknown as Stream<V, NK>
@@ -144,12 +162,15 @@ export class Stream<V, K = unknown> implements AsyncIterable<V> {
     const source = this.pull
     const services = this.services
     const pulled = services.subscribe(topic)
-    services.spawn(`through:${topic.name}`, async () => {
+    services.spawn(`through:${topic.name}`, async (loop) => {
       for (;;) {
         const e = await source()
         if (e === null) return
+        loop.event = e
+        loop.held = [e]
         await services.forward(topic, e.key, e.value, e)
         e.ack()
+        loop.held = []
       }
     })
     return this.derive(pulled)
@@ -157,12 +178,15 @@ export class Stream<V, K = unknown> implements AsyncIterable<V> {
 
   /** Also sends every value to each of `targets`, then hands it on unchanged. */
   echo(...targets: StreamTarget[]): Stream<V, K> {
-    const pull = this.pull
-    const services = this.services
+    const { pull, services, context } = this
     const next = async (): Promise<StreamEvent<any, any> | null> => {
       const e = await pull()
       if (e === null) return null
-      for (const t of targets) await services.forward(t, e.key, e.value, e)
+      try {
+        for (const t of targets) await services.forward(t, e.key, e.value, e)
+      } catch (err) {
+        return failedOn(context, e, err)
+      }
       return e
     }
     return this.derive(next)
@@ -199,10 +223,18 @@ export class Stream<V, K = unknown> implements AsyncIterable<V> {
             break
           }
           batch.push(got)
-          if (batch.length === 1) timer = services.clock.setTimeout(() => expired?.(), withinMs)
+          if (batch.length === 1) {
+            timer = services.clock.setTimeout(() => expired?.(), withinMs)
+            context.flush = () => expired?.()
+          }
         }
+      } catch (err) {
+        // An operator before take() failed: the batch so far is in hand too, in offset order.
+        context.held = [...batch, ...context.held.filter((e) => !batch.includes(e))]
+        throw err
       } finally {
         if (timer) services.clock.clearTimeout(timer)
+        context.flush = undefined
       }
       if (batch.length === 0) return { done: true, value: undefined }
       context.held = batch
@@ -251,6 +283,17 @@ export class Stream<V, K = unknown> implements AsyncIterable<V> {
       return: async () => ({ done: true, value: undefined }),
     }
   }
+}
+
+/**
+ * User code inside an operator (a map function, a filter predicate, a send of echo) failed on
+ * `e`: make `e` the event in hand, so the agent's `onError` applies to it rather than treating
+ * the failure as one outside any event (which crashes the worker).
+ */
+function failedOn(context: ActorContext, e: StreamEvent<any, any>, err: unknown): never {
+  context.event = e
+  if (!context.held.includes(e)) context.held.push(e)
+  throw err
 }
 
 /** Acks what the stream handed out last (the previous event, or the previous batch). */

@@ -1,0 +1,153 @@
+import type { Table } from '../tables/table.js'
+import { dashboardHtml } from './dashboard.js'
+import type { PageHandler, WebRequest, WebResponse } from './page.js'
+import type { WebHost } from './webServer.js'
+
+function error(status: number, code: string, message: string): WebResponse {
+  return { status, body: { error: code, message } }
+}
+
+/**
+ * The pages every worker serves. All read-only. Table reads go through `table.get` outside an
+ * event, so they read the partition the key hashes to (or `?partition=`), as a test would.
+ */
+export function builtinRoutes(host: WebHost): Record<string, PageHandler> {
+  const app = host.app
+  const findTable = (name: string): Table<any, any> | undefined => app.tables.find((t) => t.name === name)
+  const noTable = (name: string): WebResponse =>
+    error(404, 'NO_SUCH_TABLE', `no table ${name}; app ${app.id} has ${app.tables.map((t) => t.name).join(', ') || 'no tables'}`)
+  const ownedPartitions = (table: Table<any, any>): number[] =>
+    host.state === 'running' || host.state === 'stopping' ? app.tableState(table).ownedPartitions() : []
+
+  return {
+    '/': () => ({
+      status: 200,
+      headers: { 'content-type': 'text/html; charset=utf-8' },
+      body: dashboardHtml(app.id),
+    }),
+
+    // Ready means: started, group joined, every assigned table partition recovered.
+    '/health': () => {
+      const ready = host.state === 'running'
+      return {
+        status: ready ? 200 : 503,
+        body: {
+          status: ready ? 'ok' : host.state,
+          ready,
+          app: app.id,
+          state: host.state,
+          recovering: app.monitor.recovering,
+        },
+      }
+    },
+
+    '/stats': () => app.monitor.snapshot(),
+
+    '/agents': () => {
+      const byStream = app.monitor.snapshot().events.byStream
+      return app.agents.map((agent) => ({
+        name: agent.name,
+        source: agent.source.name,
+        sourceKind: agent.source.kind,
+        concurrency: agent.concurrency,
+        onError: typeof agent.onError === 'string' ? agent.onError : 'function',
+        dlqTopic: agent.dlqTopic,
+        queued: host.queuedEvents(agent.name) ?? 0,
+        events: byStream[agent.name] ?? null,
+      }))
+    },
+
+    '/topics': () => {
+      const assigned = new Map<string, number[]>()
+      for (const tp of host.assignment()) {
+        const list = assigned.get(tp.topic) ?? []
+        list.push(tp.partition)
+        assigned.set(tp.topic, list)
+      }
+      const snapshot = app.monitor.snapshot()
+      const describe = (name: string, role: string, partitions: number) => ({
+        name,
+        role,
+        partitions,
+        assigned: (assigned.get(name) ?? []).sort((a, b) => a - b),
+        received: snapshot.messages.receivedByTopic[name] ?? 0,
+        sent: snapshot.messages.sentByTopic[name] ?? 0,
+      })
+      const topics = [...app.topics.values()].map((t) =>
+        describe(t.name, t.options.internal ? 'internal' : 'topic', t.options.partitions ?? app.topicPartitions),
+      )
+      for (const t of app.tables) topics.push(describe(t.changelogTopic, 'changelog', t.partitions))
+      const dlqs = new Set(app.agents.map((a) => a.dlqTopic))
+      for (const name of dlqs) topics.push(describe(name, 'dlq', 1))
+      return topics
+    },
+
+    '/tables': () => {
+      const tables = app.monitor.snapshot().tables
+      return app.tables.map((t) => ({
+        name: t.name,
+        partitions: t.partitions,
+        changelog: t.changelogTopic,
+        owned: ownedPartitions(t),
+        stats: tables[t.name] ?? { gets: 0, sets: 0, deletes: 0, lateEvents: 0 },
+      }))
+    },
+
+    '/tables/:name': (req: WebRequest) => {
+      const table = findTable(req.params.name ?? '')
+      if (!table) return noTable(req.params.name ?? '')
+      return {
+        name: table.name,
+        partitions: table.partitions,
+        changelog: table.changelogTopic,
+        owned: ownedPartitions(table),
+        stats: app.monitor.snapshot().tables[table.name] ?? { gets: 0, sets: 0, deletes: 0, lateEvents: 0 },
+      }
+    },
+
+    '/tables/:name/:key': async (req: WebRequest) => {
+      const name = req.params.name ?? ''
+      const rawKey = req.params.key ?? ''
+      const table = findTable(name)
+      if (!table) return noTable(name)
+      if (host.state !== 'running') {
+        return error(503, 'NOT_READY', `table ${name} is not readable yet: the worker is ${host.state}`)
+      }
+      let key: unknown = rawKey
+      if (!table.stringKeys) {
+        try {
+          key = table.keyCodec.decode(Buffer.from(rawKey, 'utf8'))
+        } catch (err) {
+          return error(400, 'BAD_KEY', `cannot decode ${JSON.stringify(rawKey)} with the key codec of table ${name}: ${(err as Error)?.message ?? err}`)
+        }
+      }
+      let sk: string
+      try {
+        sk = table.storageKey(key)
+      } catch (err) {
+        return error(400, 'BAD_KEY', (err as Error)?.message ?? String(err))
+      }
+      let partition: number
+      const asked = req.query.get('partition')
+      if (asked !== null) {
+        if (!/^\d{1,9}$/.test(asked) || Number(asked) >= table.partitions) {
+          return error(400, 'BAD_PARTITION', `partition must be an integer from 0 to ${table.partitions - 1} (got ${JSON.stringify(asked)})`)
+        }
+        partition = Number(asked)
+      } else {
+        partition = table.hashPartition(sk)
+      }
+      const owned = ownedPartitions(table)
+      if (!owned.includes(partition)) {
+        // Misdirected: the key lives on another worker of the group, which is the one to ask.
+        return error(421, 'NOT_OWNED', `partition ${partition} of table ${name} is not assigned to this worker (it owns [${owned.join(', ')}]); ask the worker that owns it`)
+      }
+      const found = await table.has(key, { partition })
+      if (!found && table.options.default === undefined) {
+        return error(404, 'NO_SUCH_KEY', `table ${name} has no key ${JSON.stringify(rawKey)} in partition ${partition}`)
+      }
+      const value = await table.get(key, { partition })
+      return { table: name, key: rawKey, partition, found, value: value === undefined ? null : value }
+    },
+  }
+}

@@ -1,0 +1,66 @@
+import type { IncomingHttpHeaders } from 'node:http'
+
+/** Where the worker's web server listens. */
+export interface WebOptions {
+  /** TCP port. Default 6066; `0` picks a free port (read it back from `app.webUrl`). */
+  port?: number
+  /** Interface to bind. Default `127.0.0.1`: only this machine can connect unless you say otherwise. */
+  host?: string
+}
+
+/** What a page handler gets: the parts of the HTTP request a page needs. */
+export interface WebRequest {
+  /** Upper-case HTTP method. */
+  method: string
+  /** The decoded path, without the query string. */
+  path: string
+  /** Values of the `:name` segments of the route pattern, decoded. */
+  params: Record<string, string>
+  /** The query string. */
+  query: URLSearchParams
+  headers: IncomingHttpHeaders
+  /** The request body as text (empty for GET and HEAD). At most 1 MiB; larger bodies get 413. */
+  body: string
+}
+
+/**
+ * A full response. A handler that returns an object whose only keys are `status`, `headers` and
+ * `body` (with `status` or `body` present) is answered with it: a string or Buffer `body` is sent as
+ * it is, anything else is JSON-encoded. Any other return value is JSON-encoded with status 200; to
+ * send data that happens to have that shape as JSON, wrap it: `{ body: data }`.
+ */
+export interface WebResponse {
+  status?: number
+  headers?: Record<string, string>
+  body?: unknown
+}
+
+/** A custom page (`app.page(path, handler)`) or a route a sensor serves. */
+export type PageHandler = (request: WebRequest) => unknown
+
+/**
+ * The extension point for sensors that serve pages on the worker's web server: a sensor in
+ * `app.sensors` that has a `webRoutes()` method gets its routes mounted (the Prometheus monitor
+ * serves `/metrics` this way). Paths are patterns like the ones `app.page` takes. Read on every
+ * request, so a sensor added while the worker runs is served at once.
+ */
+export interface WebRoutes {
+  webRoutes(): Readonly<Record<string, PageHandler>>
+}
+
+/** Whether `x` implements {@link WebRoutes}. */
+export function hasWebRoutes(x: unknown): x is WebRoutes {
+  return typeof x === 'object' && x !== null && typeof (x as Partial<WebRoutes>).webRoutes === 'function'
+}
+
+const RESPONSE_KEYS = new Set(['status', 'headers', 'body'])
+
+/** Whether a handler's return value is a {@link WebResponse} rather than data to JSON-encode. */
+export function isWebResponse(x: unknown): x is WebResponse {
+  if (typeof x !== 'object' || x === null || Array.isArray(x) || Buffer.isBuffer(x)) return false
+  const keys = Object.keys(x)
+  if (keys.length === 0 || !keys.every((k) => RESPONSE_KEYS.has(k))) return false
+  if (!('status' in x) && !('body' in x)) return false
+  const status = (x as WebResponse).status
+  return status === undefined || (Number.isInteger(status) && status >= 100 && status <= 599)
+}
