@@ -172,7 +172,7 @@ export class Worker {
         encode: (v) => t.valueCodec.encode(v),
         decode: (b) => t.valueCodec.decode(b),
       })
-      this.tableStates.set(t, new TableState(t, ts, this.sensors, this.clock, () => void this.commit()))
+      this.tableStates.set(t, new TableState(t, ts, this.sensors, this.clock, () => this.requestCommit()))
     }
     // Actors start before the group is joined: groupBy()/through() called at the top of an agent
     // body register their topics now, so the consumer subscribes to them from the start.
@@ -194,6 +194,10 @@ export class Worker {
         onAssign: (tps) => this.onAssign(tps),
         onRevoke: (tps) => this.onRevoke(tps),
         onBatch: (batch) => this.onBatch(batch),
+        onLost: (err) => {
+          this.logger.error('the consumer is gone; the worker stops without committing', { err })
+          void this.crash(err)
+        },
       })
     } else {
       // No stream to read: the worker leads itself, and owns every table partition.
@@ -436,15 +440,22 @@ export class Worker {
       }
       await new Promise((r) => setTimeout(r, 5))
     }
-    if (this.state !== 'crashed') await this.commit()
-    for (const k of revoked) this.trackers.delete(k)
-    // Release table partitions no topic of ours is assigned any more.
-    const still = new Set([...this.trackers.values()].map((t) => t.tp.partition))
-    const dropped = new Set(tps.map((tp) => tp.partition).filter((p) => !still.has(p)))
-    for (const ts of this.tableStates.values()) {
-      for (const p of dropped) if (ts.owns(p)) await ts.release(p)
+    try {
+      if (this.state !== 'crashed') await this.commit()
+    } catch (err) {
+      // Lost partitions refuse commits (the group moved on): their events are redelivered to
+      // the next owner. Release them all the same, or every later commit would fail on them.
+      this.logger.warn('rebalance: the commit of revoked partitions failed; they will be redelivered', { err })
+    } finally {
+      for (const k of revoked) this.trackers.delete(k)
+      // Release table partitions no topic of ours is assigned any more.
+      const still = new Set([...this.trackers.values()].map((t) => t.tp.partition))
+      const dropped = new Set(tps.map((tp) => tp.partition).filter((p) => !still.has(p)))
+      for (const ts of this.tableStates.values()) {
+        for (const p of dropped) if (ts.owns(p)) await ts.release(p)
+      }
+      this.sensors.onRebalanceEnd(state)
     }
-    this.sensors.onRebalanceEnd(state)
   }
 
   private async onBatch(batch: RecordBatch): Promise<void> {
@@ -513,7 +524,7 @@ export class Worker {
   private acked(): void {
     if (++this.acksSinceCommit >= (this.app.options.commitEvery ?? 10_000)) {
       this.acksSinceCommit = 0
-      void this.commit()
+      this.requestCommit()
     }
   }
 
@@ -698,11 +709,19 @@ export class Worker {
 
   // ---------------------------------------------------------------- commits
 
+  /** Commits in the background; a failure is logged by the commit itself. */
+  private requestCommit(): void {
+    this.commit().catch(() => {})
+  }
+
   private scheduleCommit(): void {
     const ms = this.app.options.commitIntervalMs ?? 2800
     this.commitTimer = this.clock.setTimeout(() => {
       if (this.state !== 'running') return
-      void this.commit().finally(() => this.state === 'running' && this.scheduleCommit())
+      // A failed commit was logged and is retried at the next interval.
+      this.commit()
+        .catch(() => {})
+        .finally(() => this.state === 'running' && this.scheduleCommit())
     }, ms)
   }
 
@@ -741,8 +760,18 @@ export class Worker {
     if (offsets.length === 0 && changelog.length === 0 && this.producer.pending() === 0) return
     const state = this.sensors.onCommitInitiated()
     try {
-      for (const r of changelog) await this.producer.send(r)
-      const flushed = await this.producer.flush()
+      let flushed: RecordMetadata[]
+      try {
+        for (const r of changelog) await this.producer.send(r)
+        flushed = await this.producer.flush()
+      } catch (err) {
+        // Outputs or changelog records may be lost: committing anything past them would lose
+        // them for good. Stop without committing; a restart processes them again.
+        for (const ts of this.tableStates.values()) ts.abortCommit()
+        this.logger.error('the producer failed to flush; the worker stops without committing', { err })
+        void this.crash(err)
+        throw new MephistoError('PRODUCER', `flush failed: ${(err as Error)?.message ?? err}`, { cause: err })
+      }
       for (const ts of this.tableStates.values()) await ts.completeCommit(flushed)
       if (offsets.length > 0 && this.consumer && !this.dead) {
         await this.consumer.commit(offsets)
@@ -754,6 +783,7 @@ export class Worker {
       }
       this.sensors.onCommitCompleted(state, offsets)
     } catch (err) {
+      if (err instanceof MephistoError && err.code === 'PRODUCER') throw err
       for (const ts of this.tableStates.values()) ts.abortCommit()
       if (this.dead) return
       this.logger.error('commit failed; it is retried at the next interval', { err })

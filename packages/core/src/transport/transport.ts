@@ -74,6 +74,11 @@ export interface ConsumerHandlers {
    * backpressure. Batches of different partitions may be delivered concurrently.
    */
   onBatch(batch: RecordBatch): Promise<void>
+  /**
+   * The consumer is gone for good (a handler threw, or the client gave up): no more records will
+   * come and nothing more can be committed. Called once, not for `stop()` or `abort()`.
+   */
+  onLost?(error: unknown): void
 }
 
 export interface RecordBatch extends TopicPartition {

@@ -459,6 +459,9 @@ export class KafkaConsumer implements TransportConsumer {
     this.abortedSignal.resolve()
     this.startedSignal.reject(failure)
     void this.consumer?.disconnect().catch(() => {})
+    try {
+      this.handlers?.onLost?.(failure)
+    } catch {}
   }
 
   private kafkaPause(partitions: TopicPartition[]): void {

@@ -379,15 +379,19 @@ class Member implements GroupMember {
   fail(error: unknown, what: string): void {
     if (this.state === 'left' || this.state === 'crashed') return
     const reason = error instanceof Error ? error.message : String(error)
-    this.crash(
-      new BrokerError(
-        `${what} of consumer ${this.id} (group "${this.groupId}") failed: ${reason}. ` +
-          'The consumer left the group as if it had crashed; its partitions go to the other members ' +
-          'from their committed offsets. Handlers must not throw: handle errors inside them.',
-        { cause: error },
-      ),
+    const lost = new BrokerError(
+      `${what} of consumer ${this.id} (group "${this.groupId}") failed: ${reason}. ` +
+        'The consumer left the group as if it had crashed; its partitions go to the other members ' +
+        'from their committed offsets. Handlers must not throw: handle errors inside them.',
+      { cause: error },
     )
+    this.crash(lost)
+    // After the crash bookkeeping, so the runtime sees a consumer that is already gone.
+    try {
+      this.handlers.onLost?.(lost)
+    } catch {}
   }
+
 
   /** The rebalance has taken every partition away: the member is out. */
   markGone(): void {

@@ -1,0 +1,72 @@
+import { TestApp } from '@mephisto/testkit'
+import { describe, expect, it } from 'vitest'
+import type { Store, TableStore, Transport, TransportProducer } from '../src/index.js'
+import { App, MemoryBroker, MemoryTransport, memoryStore } from '../src/index.js'
+
+function counter(options: { store?: Store } = {}) {
+  const app = new App({ id: 'failures', logger: 'silent', ...options })
+  const input = app.topic<string, number>('input', { partitions: 1 })
+  const counts = app.table<string, number>('counts', { default: () => 0, partitions: 1 })
+  app.agent(input, async (stream) => {
+    for await (const [k] of stream.items()) counts.set(k, (await counts.get(k)) + 1)
+  })
+  return { app, input, counts }
+}
+
+describe('infrastructure failures', () => {
+  it('stops without committing when the producer cannot flush (outputs may be lost)', async () => {
+    const { app, input } = counter()
+    const broker = new MemoryBroker()
+    let failFlush = false
+    const base = new MemoryTransport(broker)
+    const transport: Transport = Object.create(base, {
+      producer: {
+        value: (): TransportProducer => {
+          const p = base.producer()
+          return Object.assign(Object.create(p), {
+            flush: async () => {
+              if (failFlush) throw new Error('broker rejected the batch')
+              return p.flush()
+            },
+          }) as TransportProducer
+        },
+      },
+    })
+    await app.start({ transport })
+    await input.sendAndWait({ key: 'a', value: 1 })
+    await new Promise((r) => setTimeout(r, 20))
+    failFlush = true
+    await expect(app.worker!.commit()).rejects.toThrow(/flush failed: broker rejected the batch/)
+    expect(app.worker!.state).toBe('crashed')
+    expect(broker.groupOffsets('failures', 'input').get(0)).toBe(-1)
+  })
+
+  it('crashes the worker, instead of running deaf, when the consumer is lost', async () => {
+    const base = memoryStore()
+    let broken = false
+    const store: Store = {
+      kind: 'flaky',
+      async open(spec) {
+        const s = await base.open(spec)
+        return Object.assign(Object.create(s), {
+          appliedOffset: async (p: number) => {
+            if (broken) throw new Error('disk gone')
+            return s.appliedOffset(p)
+          },
+        }) as TableStore<any>
+      },
+    }
+    const first = counter({ store })
+    const t = await TestApp.start(first.app)
+    await t.send(first.input, { key: 'a', value: 1 })
+    await t.settle()
+    // A second worker joins: the rebalance assigns it nothing on a 1-partition topic, but the
+    // first one leaving hands partition 0 over, and recovery fails there.
+    broken = true
+    const second = counter({ store })
+    const t2 = await TestApp.start(second.app, { broker: t.broker, clock: t.clock })
+    await t.stop()
+    await expect(t2.settle()).rejects.toThrow(/disk gone/)
+    expect(second.app.worker!.state).toBe('crashed')
+  })
+})
