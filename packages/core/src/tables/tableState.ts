@@ -111,13 +111,14 @@ export class TableState<K, V> {
     const topic = this.table.changelogTopic
     const offsets = new Map<number, number>()
     for (const m of flushed) if (m.topic === topic) offsets.set(m.partition, m.offset)
-    const flushing = this.flushing
-    this.flushing = new Map()
-    for (const [partition, writes] of flushing) {
+    for (const [partition, writes] of this.flushing) {
       const batch: StoreWrite<V>[] = []
       for (const [key, v] of writes) batch.push({ key, value: v === DELETED ? undefined : v })
       // Only owned partitions are kept; a revoked one was flushed to the changelog, which is enough.
       if (this.owned.has(partition)) await this.store.write(partition, batch, offsets.get(partition) ?? -1)
+      // Dropped only once its own write landed: reads of a partition still waiting for its turn
+      // must keep seeing these values, not the store's older ones.
+      this.flushing.delete(partition)
     }
   }
 

@@ -1,0 +1,68 @@
+import { MephistoError } from '@mephisto/core'
+
+/** Why the RocksDB store failed, for callers and scripts that react differently to each. */
+export type RocksDBStoreFailure = 'not-writable' | 'locked' | 'corrupt' | 'io' | 'closed'
+
+/**
+ * A RocksDB store failure. `reason` tells which: the path cannot be written (`not-writable`),
+ * another worker holds the database (`locked`), the files are damaged (`corrupt`), another
+ * I/O error (`io`), or the store was used after `close()` (`closed`).
+ */
+export class RocksDBStoreError extends MephistoError {
+  readonly reason: RocksDBStoreFailure
+  /** The directory the failure is about. */
+  readonly location: string
+
+  constructor(reason: RocksDBStoreFailure, location: string, message: string, options?: { cause?: unknown }) {
+    // Core has no store-specific code yet: a misused path is a configuration problem, the rest
+    // stops the table from recovering.
+    super(
+      reason === 'not-writable' || reason === 'locked'
+        ? 'CONFIGURATION'
+        : reason === 'closed'
+          ? 'NOT_READY'
+          : 'RECOVERY_FAILED',
+      message,
+      options,
+    )
+    this.reason = reason
+    this.location = location
+  }
+}
+
+/** Turns a RocksDB open error into one that says what happened and what to do. */
+export function openError(location: string, err: Error): RocksDBStoreError {
+  const msg = err.message
+  if (
+    /\block\b/i.test(msg) &&
+    /IO error|Resource temporarily unavailable|No locks available|lock hold/i.test(msg)
+  ) {
+    return new RocksDBStoreError(
+      'locked',
+      location,
+      `the RocksDB database at ${location} is locked by another worker (${msg}). Two workers cannot share ` +
+        'one store path: give each worker its own path, or stop the other worker first',
+      { cause: err },
+    )
+  }
+  if (/^Corruption\b/i.test(msg)) {
+    return new RocksDBStoreError(
+      'corrupt',
+      location,
+      `the RocksDB database at ${location} is corrupt (${msg}). Its contents can be rebuilt from the changelog: ` +
+        'run `mephisto reset` (or store.reset(appId)) or delete that directory, then start the worker again',
+      { cause: err },
+    )
+  }
+  if (/Permission denied|Read-only file system|Not a directory/i.test(msg)) {
+    return new RocksDBStoreError(
+      'not-writable',
+      location,
+      `cannot write the RocksDB database at ${location} (${msg}): choose a store path this process can write`,
+      { cause: err },
+    )
+  }
+  return new RocksDBStoreError('io', location, `cannot open the RocksDB database at ${location}: ${msg}`, {
+    cause: err,
+  })
+}

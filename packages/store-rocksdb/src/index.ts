@@ -1,0 +1,5 @@
+export type { RocksDBStoreFailure } from './errors.js'
+export { RocksDBStoreError } from './errors.js'
+export type { RocksDBTuning } from './partitionDb.js'
+export type { RocksDBStore, RocksDBStoreOptions } from './rocksdbStore.js'
+export { rocksdbStore } from './rocksdbStore.js'
