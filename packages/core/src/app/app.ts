@@ -54,6 +54,8 @@ export interface AppOptions {
   logger?: Logger | LogLevel
   /** Where new partitions start when the group has no committed offset. Default `'earliest'`. */
   autoOffsetReset?: 'earliest' | 'latest'
+  /** How often standby replicas read their changelogs' new records (ms, app clock). Default 1000. */
+  standbyIntervalMs?: number
   /** kafkajs options for `kafka://` brokers. */
   kafka?: KafkaOptions
   /**

@@ -226,6 +226,10 @@ export class Worker {
         this.scheduler.every(every, `windows(${t.name})`, () => w.expire())
       }
     }
+    const standbys = [...this.tableStates.values()].filter((ts) => (ts.table.options.standbyReplicas ?? 0) > 0)
+    if (standbys.length > 0 && this.consumer) {
+      this.scheduler.every(this.app.options.standbyIntervalMs ?? 1000, 'standby replicas', () => this.followStandbys(standbys))
+    }
     for (const task of app.tasks) void this.runJob(task.name || 'task', task)
     this.logger.info(`worker ready`, {
       app: app.id,
@@ -805,6 +809,19 @@ export class Worker {
       this.logger.error(`${name} failed`, { err })
     } finally {
       this.busy--
+    }
+  }
+
+  /**
+   * Standby replicas: keeps a copy of every table partition this worker does not own, following
+   * its changelog, so taking one over after a failover replays only what the copy lacks.
+   */
+  private async followStandbys(states: TableState<any, any>[]): Promise<void> {
+    for (const ts of states) {
+      for (let p = 0; p < ts.table.partitions; p++) {
+        if (this.state !== 'running') return
+        if (!ts.owns(p)) await ts.follow(this.transport, p)
+      }
     }
   }
 

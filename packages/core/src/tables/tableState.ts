@@ -22,6 +22,7 @@ export class TableState<K, V> {
   private flushing = new Map<number, Pending<V>>()
   private readonly owned = new Set<number>()
   private dirtyCount = 0
+  private readonly locks = new Map<number, Promise<void>>()
 
   constructor(
     readonly table: Table<K, V>,
@@ -133,9 +134,26 @@ export class TableState<K, V> {
 
   /**
    * Brings a partition up to the end of its changelog, then marks it owned. Reads only what
-   * the store has not applied yet.
+   * the store has not applied yet (a standby copy or persisted state shortens it to the tail).
    */
   async recover(transport: Transport, partition: number): Promise<{ replayed: number }> {
+    return this.exclusive(partition, async () => {
+      const replayed = await this.catchUp(transport, partition, true)
+      this.owned.add(partition)
+      return { replayed }
+    })
+  }
+
+  /**
+   * Standby replica: applies what the changelog of a partition this worker does not own has
+   * gained since last time, so a failover replays only the lag. Returns records applied.
+   */
+  async follow(transport: Transport, partition: number): Promise<number> {
+    if (this.owned.has(partition)) return 0
+    return this.exclusive(partition, async () => (this.owned.has(partition) ? 0 : this.catchUp(transport, partition, false)))
+  }
+
+  private async catchUp(transport: Transport, partition: number, report: boolean): Promise<number> {
     const topic = this.table.changelogTopic
     const [ends, starts, applied] = await Promise.all([
       transport.admin.endOffsets(topic),
@@ -144,28 +162,41 @@ export class TableState<K, V> {
     ])
     const end = ends.get(partition) ?? 0
     const from = Math.max(applied + 1, starts.get(partition) ?? 0)
+    if (from >= end) return 0
+    const total = end - from
+    const decode = this.table.valueCodec.decode
     let replayed = 0
-    if (from < end) {
-      const total = end - from
-      const decode = this.table.valueCodec.decode
-      this.sensors.onRecoveryProgress(this.table.name, partition, 0, total)
-      await transport.read(topic, [{ partition, from, to: end }], async (records: RawRecord[]) => {
-        const batch: StoreWrite<V>[] = []
-        for (const r of records) {
-          if (r.key === null) continue
-          batch.push({
-            key: this.table.storageKeyFromBytes(r.key),
-            value: r.value === null ? undefined : decode(r.value),
-          })
-        }
-        const last = records[records.length - 1]
-        if (last) await this.store.write(partition, batch, last.offset)
-        replayed += records.length
-        this.sensors.onRecoveryProgress(this.table.name, partition, Math.min(replayed, total), total)
-      })
-    }
-    this.owned.add(partition)
-    return { replayed }
+    if (report) this.sensors.onRecoveryProgress(this.table.name, partition, 0, total)
+    await transport.read(topic, [{ partition, from, to: end }], async (records: RawRecord[]) => {
+      const batch: StoreWrite<V>[] = []
+      for (const r of records) {
+        if (r.key === null) continue
+        batch.push({
+          key: this.table.storageKeyFromBytes(r.key),
+          value: r.value === null ? undefined : decode(r.value),
+        })
+      }
+      const last = records[records.length - 1]
+      if (last) await this.store.write(partition, batch, last.offset)
+      replayed += records.length
+      if (report) this.sensors.onRecoveryProgress(this.table.name, partition, Math.min(replayed, total), total)
+    })
+    return replayed
+  }
+
+  /** Recovery and standby reads of one partition never interleave. */
+  private exclusive<T>(partition: number, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(partition) ?? Promise.resolve()
+    const run = prev.then(fn, fn)
+    const settled = run.then(
+      () => {},
+      () => {},
+    )
+    this.locks.set(partition, settled)
+    void settled.then(() => {
+      if (this.locks.get(partition) === settled) this.locks.delete(partition)
+    })
+    return run
   }
 
   /** The worker lost the partition: forget it (after its writes were committed). */
