@@ -15,7 +15,11 @@ export function builtinRoutes(host: WebHost): Record<string, PageHandler> {
   const app = host.app
   const findTable = (name: string): Table<any, any> | undefined => app.tables.find((t) => t.name === name)
   const noTable = (name: string): WebResponse =>
-    error(404, 'NO_SUCH_TABLE', `no table ${name}; app ${app.id} has ${app.tables.map((t) => t.name).join(', ') || 'no tables'}`)
+    error(
+      404,
+      'NO_SUCH_TABLE',
+      `no table ${name}; app ${app.id} has ${app.tables.map((t) => t.name).join(', ') || 'no tables'}`,
+    )
   const ownedPartitions = (table: Table<any, any>): number[] =>
     host.state === 'running' || host.state === 'stopping' ? app.tableState(table).ownedPartitions() : []
 
@@ -74,7 +78,11 @@ export function builtinRoutes(host: WebHost): Record<string, PageHandler> {
         sent: snapshot.messages.sentByTopic[name] ?? 0,
       })
       const topics = [...app.topics.values()].map((t) =>
-        describe(t.name, t.options.internal ? 'internal' : 'topic', t.options.partitions ?? app.topicPartitions),
+        describe(
+          t.name,
+          t.options.internal ? 'internal' : 'topic',
+          t.options.partitions ?? app.topicPartitions,
+        ),
       )
       for (const t of app.tables) topics.push(describe(t.changelogTopic, 'changelog', t.partitions))
       const dlqs = new Set(app.agents.map((a) => a.dlqTopic))
@@ -118,7 +126,11 @@ export function builtinRoutes(host: WebHost): Record<string, PageHandler> {
         try {
           key = table.keyCodec.decode(Buffer.from(rawKey, 'utf8'))
         } catch (err) {
-          return error(400, 'BAD_KEY', `cannot decode ${JSON.stringify(rawKey)} with the key codec of table ${name}: ${(err as Error)?.message ?? err}`)
+          return error(
+            400,
+            'BAD_KEY',
+            `cannot decode ${JSON.stringify(rawKey)} with the key codec of table ${name}: ${(err as Error)?.message ?? err}`,
+          )
         }
       }
       let sk: string
@@ -131,7 +143,11 @@ export function builtinRoutes(host: WebHost): Record<string, PageHandler> {
       const asked = req.query.get('partition')
       if (asked !== null) {
         if (!/^\d{1,9}$/.test(asked) || Number(asked) >= table.partitions) {
-          return error(400, 'BAD_PARTITION', `partition must be an integer from 0 to ${table.partitions - 1} (got ${JSON.stringify(asked)})`)
+          return error(
+            400,
+            'BAD_PARTITION',
+            `partition must be an integer from 0 to ${table.partitions - 1} (got ${JSON.stringify(asked)})`,
+          )
         }
         partition = Number(asked)
       } else {
@@ -140,11 +156,19 @@ export function builtinRoutes(host: WebHost): Record<string, PageHandler> {
       const owned = ownedPartitions(table)
       if (!owned.includes(partition)) {
         // Misdirected: the key lives on another worker of the group, which is the one to ask.
-        return error(421, 'NOT_OWNED', `partition ${partition} of table ${name} is not assigned to this worker (it owns [${owned.join(', ')}]); ask the worker that owns it`)
+        return error(
+          421,
+          'NOT_OWNED',
+          `partition ${partition} of table ${name} is not assigned to this worker (it owns [${owned.join(', ')}]); ask the worker that owns it`,
+        )
       }
       const found = await table.has(key, { partition })
       if (!found && table.options.default === undefined) {
-        return error(404, 'NO_SUCH_KEY', `table ${name} has no key ${JSON.stringify(rawKey)} in partition ${partition}`)
+        return error(
+          404,
+          'NO_SUCH_KEY',
+          `table ${name} has no key ${JSON.stringify(rawKey)} in partition ${partition}`,
+        )
       }
       const value = await table.get(key, { partition })
       return { table: name, key: rawKey, partition, found, value: value === undefined ? null : value }

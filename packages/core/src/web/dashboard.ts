@@ -101,7 +101,8 @@ export function dashboardHtml(appId: string): string {
     g.strokeStyle = style.getPropertyValue('--accent'); g.lineWidth = 2;
     g.beginPath();
     history.forEach((v, i) => {
-      const x = 40 + (w - 40) * i / (120 - 1);
+      // Right-aligned: the newest second is at the right edge, older ones scroll left.
+      const x = w - (w - 40) * (history.length - 1 - i) / (120 - 1);
       const y = 8 + (h - 24) * (1 - v / max);
       i ? g.lineTo(x, y) : g.moveTo(x, y);
     });

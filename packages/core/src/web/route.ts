@@ -35,7 +35,10 @@ export function splitPath(path: string): string[] {
  * Matches decoded request segments against a route; returns the parameters, or undefined when the
  * route does not match.
  */
-export function matchRoute(route: RoutePattern, segments: readonly string[]): Record<string, string> | undefined {
+export function matchRoute(
+  route: RoutePattern,
+  segments: readonly string[],
+): Record<string, string> | undefined {
   if (route.segments.length !== segments.length) return undefined
   const params: Record<string, string> = {}
   for (let i = 0; i < segments.length; i++) {

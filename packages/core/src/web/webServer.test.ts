@@ -48,10 +48,17 @@ async function started(app: App): Promise<{ t: TestApp; url: string }> {
   return { t, url }
 }
 
-async function getJson(url: string, init?: RequestInit): Promise<{ status: number; body: any; type: string | null }> {
+async function getJson(
+  url: string,
+  init?: RequestInit,
+): Promise<{ status: number; body: any; type: string | null }> {
   const res = await fetch(url, init)
   const text = await res.text()
-  return { status: res.status, body: text ? JSON.parse(text) : undefined, type: res.headers.get('content-type') }
+  return {
+    status: res.status,
+    body: text ? JSON.parse(text) : undefined,
+    type: res.headers.get('content-type'),
+  }
 }
 
 /** A request with a path fetch() would normalise away (raw bytes on the wire). */
@@ -93,7 +100,9 @@ describe('web server', () => {
     const { url } = await started(first.app)
     const port = Number(new URL(url).port)
     const second = new App({ id: 'web-other', logger: 'warn', web: { port } })
-    await expect(TestApp.start(second)).rejects.toThrow(/cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\).*web: \{ port \}/)
+    await expect(TestApp.start(second)).rejects.toThrow(
+      /cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\).*web: \{ port \}/,
+    )
     // The first worker is untouched.
     expect((await getJson(`${url}/health`)).status).toBe(200)
   })
@@ -153,7 +162,12 @@ describe('web server', () => {
       before = await getJson(`${url}/health`)
     }
     expect(before.status).toBe(503)
-    expect(before.body).toMatchObject({ status: 'starting', ready: false, recovering: true, app: 'web-recovering' })
+    expect(before.body).toMatchObject({
+      status: 'starting',
+      ready: false,
+      recovering: true,
+      app: 'web-recovering',
+    })
     const progress = (await getJson(`${url}/stats`)).body.recovery
     expect(progress.recovering).toBe(true)
     expect(progress.partitions).toEqual([{ table: 'counts', partition: 0, done: 0, total: records }])
@@ -166,7 +180,10 @@ describe('web server', () => {
     expect(after.body).toMatchObject({ status: 'ok', ready: true, recovering: false })
     expect((await getJson(`${url}/tables/counts/user-4999`)).body).toMatchObject({ found: true, value: 9998 })
     expect(await counts.get('user-1')).toBe(2)
-    expect((await getJson(`${url}/stats`)).body.recovery.partitions[0]).toMatchObject({ done: records, total: records })
+    expect((await getJson(`${url}/stats`)).body.recovery.partitions[0]).toMatchObject({
+      done: records,
+      total: records,
+    })
   })
 
   it('/stats serves the monitor snapshot, moving with traffic', async () => {
@@ -174,7 +191,8 @@ describe('web server', () => {
     const { t, url } = await started(h.app)
     const before = (await getJson(`${url}/stats`)).body
     expect(before.events.total).toBe(0)
-    for (let i = 0; i < 10; i++) await t.send(h.hits, { key: `u${i % 3}`, value: { userId: `u${i % 3}`, hits: i } })
+    for (let i = 0; i < 10; i++)
+      await t.send(h.hits, { key: `u${i % 3}`, value: { userId: `u${i % 3}`, hits: i } })
     await t.settle()
     await t.commit()
     const res = await getJson(`${url}/stats`)
@@ -289,13 +307,29 @@ describe('web server', () => {
       },
     ])
     const topics = (await getJson(`${url}/topics`)).body
-    expect(topics).toContainEqual({ name: 'hits', role: 'topic', partitions: 2, assigned: [0, 1], received: 1, sent: 1 })
-    expect(topics.map((x: { role: string }) => x.role).sort()).toEqual(['changelog', 'changelog', 'changelog', 'dlq', 'topic'])
+    expect(topics).toContainEqual({
+      name: 'hits',
+      role: 'topic',
+      partitions: 2,
+      assigned: [0, 1],
+      received: 1,
+      sent: 1,
+    })
+    expect(topics.map((x: { role: string }) => x.role).sort()).toEqual([
+      'changelog',
+      'changelog',
+      'changelog',
+      'dlq',
+      'topic',
+    ])
   })
 
   it('serves custom pages: params, JSON, full responses, failures', async () => {
     const h = hitCounter()
-    h.app.page('/counts/:user', async (req) => ({ user: req.params.user, count: await h.counts.get(req.params.user ?? '') }))
+    h.app.page('/counts/:user', async (req) => ({
+      user: req.params.user,
+      count: await h.counts.get(req.params.user ?? ''),
+    }))
     h.app.page('/plain', () => ({ status: 201, headers: { 'X-Thing': 'yes' }, body: 'made' }))
     h.app.page('/echo', (req) => ({ method: req.method, body: req.body, q: req.query.get('q') }))
     h.app.page('/boom', () => {
@@ -314,7 +348,11 @@ describe('web server', () => {
     expect(plain.status).toBe(201)
     expect(plain.headers.get('x-thing')).toBe('yes')
     expect(await plain.text()).toBe('made')
-    expect((await getJson(`${url}/echo?q=1`, { method: 'POST', body: 'hello' })).body).toEqual({ method: 'POST', body: 'hello', q: '1' })
+    expect((await getJson(`${url}/echo?q=1`, { method: 'POST', body: 'hello' })).body).toEqual({
+      method: 'POST',
+      body: 'hello',
+      q: '1',
+    })
     const boom = await getJson(`${url}/boom`)
     expect(boom.status).toBe(500)
     expect(boom.body).toEqual({ error: 'PAGE_FAILED', message: '/boom failed: page exploded' })

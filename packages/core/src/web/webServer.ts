@@ -119,7 +119,8 @@ export class WebServer {
         routes.push({ route: parseRoute(pattern), handler, builtin: false })
       }
     }
-    for (const page of this.host.app.pages) routes.push({ route: page.route, handler: page.handler, builtin: false })
+    for (const page of this.host.app.pages)
+      routes.push({ route: page.route, handler: page.handler, builtin: false })
     return routes
   }
 
@@ -136,7 +137,11 @@ export class WebServer {
       try {
         segments = splitPath(rawPath).map((s) => decodeURIComponent(s))
       } catch {
-        status = this.send(res, method, errorResponse(400, 'BAD_PATH', `the path ${rawPath} is not valid URL encoding`))
+        status = this.send(
+          res,
+          method,
+          errorResponse(400, 'BAD_PATH', `the path ${rawPath} is not valid URL encoding`),
+        )
         return
       }
       let found: { route: WebRoute; params: Record<string, string> } | undefined
@@ -166,7 +171,11 @@ export class WebServer {
       }
       const body = method === 'GET' || method === 'HEAD' ? '' : await readBody(req)
       if (body === undefined) {
-        status = this.send(res, method, errorResponse(413, 'BODY_TOO_LARGE', `request bodies are limited to ${MAX_BODY_BYTES} bytes`))
+        status = this.send(
+          res,
+          method,
+          errorResponse(413, 'BODY_TOO_LARGE', `request bodies are limited to ${MAX_BODY_BYTES} bytes`),
+        )
         return
       }
       const request: WebRequest = {

@@ -10,6 +10,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** Bootstrap list of the test broker, or '' when no broker could be had (kafka tests skip). */
     kafkaBrokers: string
+    /** docker/kafka-local state dir of the test broker ('' when it was given by KAFKA_BROKERS without one). */
+    kafkaLocalDir: string
     /** The SASL_PLAINTEXT PLAIN listener (users admin/admin-secret, mephisto/mephisto-secret), or ''. */
     kafkaSaslBrokers: string
   }
@@ -27,11 +29,13 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   const fromEnv = process.env.KAFKA_BROKERS
   if (fromEnv) {
     project.provide('kafkaBrokers', fromEnv)
+    project.provide('kafkaLocalDir', process.env.MEPHISTO_KAFKA_LOCAL_DIR ?? '')
     project.provide('kafkaSaslBrokers', process.env.KAFKA_SASL_BROKERS ?? '')
     return undefined
   }
   project.provide('kafkaBrokers', '')
   project.provide('kafkaSaslBrokers', '')
+  project.provide('kafkaLocalDir', '')
   if (process.env.MEPHISTO_KAFKA === '0') {
     warn('MEPHISTO_KAFKA=0: Kafka tests are skipped.')
     return undefined
@@ -63,6 +67,7 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     `[kafka tests] local broker ${brokers} started in ${Date.now() - started} ms (${dir})\n`,
   )
   project.provide('kafkaBrokers', brokers)
+  project.provide('kafkaLocalDir', dir)
   project.provide('kafkaSaslBrokers', env.KAFKA_SASL_BROKERS ?? '')
   return async () => {
     try {

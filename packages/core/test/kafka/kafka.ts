@@ -14,6 +14,11 @@ export function kafkaSaslBrokers(): string {
   return inject('kafkaSaslBrokers')
 }
 
+/** The docker/kafka-local state dir of the test broker, for stopping and restarting it ('' if none). */
+export function kafkaLocalDir(): string {
+  return inject('kafkaLocalDir')
+}
+
 export function kafkaAvailable(): boolean {
   return kafkaBrokers() !== ''
 }

@@ -1,0 +1,93 @@
+import { execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { afterAll, expect, it } from 'vitest'
+import { KafkaTransport } from '../../src/index.js'
+import type { Hit } from '../helpers.js'
+import { events, expected, hitCounter, tableOf, waitForTable } from './hitCounterFixture.js'
+import { describeKafka, kafkaBrokers, kafkaLocalDir, uniqueName } from './kafka.js'
+
+const script = fileURLToPath(new URL('../../../../docker/kafka-local/kafka-local.sh', import.meta.url))
+const created: string[] = []
+
+afterAll(async () => {
+  if (created.length === 0) return
+  const t = new KafkaTransport(kafkaBrokers().split(','))
+  await t.connect()
+  const all = await t.admin.listTopics()
+  await t.admin.deleteTopics(all.filter((name) => created.some((prefix) => name.startsWith(prefix))))
+  await t.close()
+})
+
+/** Sends hits through a producer-only app, fast (buffered sends, one flush at the end). */
+async function produce(id: string, topic: string, hits: Hit[]): Promise<void> {
+  const producer = hitCounter(`${id}-producer`, topic)
+  producer.app.agents.length = 0
+  producer.app.tables.length = 0
+  await producer.app.start()
+  for (const h of hits) await producer.hits.send({ key: h.userId, value: h })
+  await producer.app.stop()
+}
+
+describeKafka('the hit counter on Kafka at scale and under failover', () => {
+  it('counts 100,000 events exactly', async () => {
+    const id = uniqueName('hits100k')
+    created.push(id)
+    const topic = `${id}-hit_count`
+    const w = hitCounter(id, topic)
+    await w.app.start()
+    const hits = events(100_000, 11)
+    await produce(id, topic, hits)
+    const want = expected(hits)
+    expect(await waitForTable(w.counts, want, 120_000)).toEqual(want)
+    await w.app.stop()
+  }, 180_000)
+
+  it('two workers in one group: stopping one hands its partitions and table state to the other, counts exact', async () => {
+    const id = uniqueName('two-workers')
+    created.push(id)
+    const topic = `${id}-hit_count`
+    const a = hitCounter(id, topic)
+    const b = hitCounter(id, topic)
+    await a.app.start()
+    await b.app.start()
+    const first = events(5_000, 21)
+    await produce(id, topic, first)
+    // Both work: the hit topic's 4 partitions are split between them.
+    await new Promise((r) => setTimeout(r, 1500))
+    expect([a, b].map((w) => w.app.monitor.snapshot().events.total > 0)).toEqual([true, true])
+    // Stop the worker owning the table's only partition: its state must move to the other.
+    const [leaving, staying] = a.app.tableState(a.counts).owns(0) ? [a, b] : [b, a]
+    await leaving.app.stop()
+    const second = events(5_000, 22)
+    await produce(id, topic, second)
+    const want = expected([...first, ...second])
+    expect(await waitForTable(staying.counts, want, 60_000)).toEqual(want)
+    await new Promise((r) => setTimeout(r, 1000))
+    expect(await tableOf(staying.counts)).toEqual(want)
+    await staying.app.stop()
+  }, 120_000)
+
+  it.skipIf(!kafkaLocalDir())('a broker stopped and restarted mid-run loses nothing', async () => {
+    const id = uniqueName('broker-restart')
+    created.push(id)
+    const topic = `${id}-hit_count`
+    const w = hitCounter(id, topic)
+    await w.app.start()
+    const first = events(3_000, 31)
+    await produce(id, topic, first)
+    expect(await waitForTable(w.counts, expected(first), 60_000)).toEqual(expected(first))
+    const dir = kafkaLocalDir()
+    execFileSync('bash', [script, 'stop-node', '1', '--dir', dir], { stdio: 'ignore', timeout: 60_000 })
+    await new Promise((r) => setTimeout(r, 3000))
+    execFileSync('bash', [script, 'start-node', '1', '--dir', dir], { stdio: 'ignore', timeout: 120_000 })
+    const second = events(3_000, 32)
+    await produce(id, topic, second)
+    const want = expected([...first, ...second])
+    const got = await waitForTable(w.counts, want, 90_000)
+    // At-least-once: a retry after the outage may count an event twice, never lose one.
+    for (const [user, n] of want) expect(got.get(user) ?? 0).toBeGreaterThanOrEqual(n)
+    const extra = [...got].reduce((s, [u, n]) => s + n - (want.get(u) ?? 0), 0)
+    process.stderr.write(`[broker restart] duplicates counted: ${extra}\n`)
+    await w.app.stop()
+  }, 240_000)
+})

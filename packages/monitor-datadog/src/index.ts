@@ -1,0 +1,2 @@
+export type { DatadogMonitorOptions, DogStatsdClient } from './datadogMonitor.js'
+export { DatadogMonitor } from './datadogMonitor.js'
