@@ -1,29 +1,80 @@
 // Benchmarks, as ratios taken in one run on one machine. Prints a table and writes JSON to
-// bench-results/. Never a timed test: run it by hand or in CI for the figures.
-//   pnpm bench [--events 200000] [--only memory]
-import { mkdirSync, writeFileSync } from 'node:fs'
+// bench-results/. Never a timed test: run it by hand (or from CI) for the figures.
+//   pnpm bench [--events 200000] [--messages 1000000] [--only memory|kafka]
+// The Kafka benchmarks use KAFKA_BROKERS, or start docker/kafka-local for the run.
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { consumerBench, hitCounterKafkaBench } from './kafka.js'
 import { memoryBench } from './memory.js'
+import { recoveryBench } from './recovery.js'
 
 const { values } = parseArgs({
   args: process.argv.slice(2).filter((a) => a !== '--'),
-  options: { events: { type: 'string', default: '200000' }, only: { type: 'string' } },
+  options: {
+    events: { type: 'string', default: '200000' },
+    messages: { type: 'string', default: '1000000' },
+    'hit-events': { type: 'string', default: '100000' },
+    'table-keys': { type: 'string', default: '1000000' },
+    tail: { type: 'string', default: '10000' },
+    only: { type: 'string' },
+    skip: { type: 'string', default: '' },
+  },
 })
 const events = Number(values.events)
 const results: Record<string, unknown> = { node: process.version, date: new Date().toISOString() }
 const rows: string[][] = []
+const fmt = (n: number): string => `${Math.round(n).toLocaleString('en-US')}/s`
 
 if (!values.only || values.only === 'memory') {
   await memoryBench(Math.min(events, 20_000)) // warm-up: JIT both paths before measuring
   const r = await memoryBench(events)
   results.memory = r
-  rows.push(['hit counter, memory broker', `${Math.round(r.mephistoPerSec)}/s`, `${Math.round(r.plainPerSec)}/s (plain loop)`, `${r.ratio.toFixed(2)}x`, r.countsMatch ? 'yes' : 'NO'])
+  rows.push(['hit counter, memory broker', fmt(r.mephistoPerSec), `${fmt(r.plainPerSec)} plain async loop`, `${r.ratio.toFixed(2)}x`, r.countsMatch ? 'yes' : 'NO'])
+}
+
+if (!values.only || values.only === 'kafka') {
+  const root = resolve(import.meta.dirname, '../../..')
+  let brokers = process.env.KAFKA_BROKERS
+  let dir: string | undefined
+  if (!brokers) {
+    dir = mkdtempSync(join(tmpdir(), 'mephisto-bench-kafka-'))
+    process.stdout.write('starting a local Kafka broker (docker/kafka-local)...\n')
+    const r = spawnSync('bash', [join(root, 'docker/kafka-local/kafka-local.sh'), 'start', '--dir', dir], { encoding: 'utf8' })
+    brokers = /KAFKA_BROKERS=(\S+)/.exec(readFileSync(join(dir, 'state.env'), 'utf8'))?.[1]
+    if (r.status !== 0 || !brokers) throw new Error(`could not start a Kafka broker:\n${r.stdout}\n${r.stderr}`)
+  }
+  try {
+    const list = brokers.split(',')
+    const c = await consumerBench(list, Number(values.messages))
+    results.consumer = c
+    rows.push(['stateless agent vs raw kafkajs eachBatch', fmt(c.mephistoPerSec), `${fmt(c.rawPerSec)} raw kafkajs`, `${c.ratio.toFixed(2)}x`, 'yes'])
+    const h = await hitCounterKafkaBench(list, Number(values['hit-events']))
+    results.hitCounterKafka = h
+    rows.push(['hit counter end to end, Kafka', fmt(h.perSec), `produce ${(h.produceMs / 1000).toFixed(1)} s`, '', h.countsMatch ? 'yes' : 'NO'])
+    const rec = await recoveryBench(list, Number(values['table-keys']), Number(values.tail))
+    results.recovery = rec
+    rows.push([
+      `restart, ${rec.keys.toLocaleString('en-US')}-key table`,
+      `RocksDB ${(rec.rocksdbMs / 1000).toFixed(2)} s (${rec.rocksdbReplayed} replayed)`,
+      `full replay ${(rec.fullMs / 1000).toFixed(2)} s (${rec.fullReplayed})`,
+      `${rec.ratio.toFixed(1)}x faster`,
+      rec.valuesMatch && rec.rocksdbReplayed === rec.tail ? 'yes' : 'NO',
+    ])
+  } finally {
+    if (dir) {
+      spawnSync('bash', [join(root, 'docker/kafka-local/kafka-local.sh'), 'stop', '--dir', dir], { stdio: 'ignore' })
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
 }
 
 const header = ['benchmark', 'mephisto', 'baseline', 'mephisto/baseline', 'correct']
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
 const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ')
-process.stdout.write(`\nNode ${process.version}, ${events} events\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`)
+process.stdout.write(`\nNode ${process.version}\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`)
 for (const r of rows) process.stdout.write(`${line(r)}\n`)
 mkdirSync('bench-results', { recursive: true })
 const file = `bench-results/bench-${Date.now()}.json`

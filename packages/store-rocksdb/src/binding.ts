@@ -1,3 +1,4 @@
+/// <reference path="./rocksdb.d.ts" />
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import Module, { createRequire } from 'node:module'

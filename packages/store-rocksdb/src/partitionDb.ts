@@ -1,3 +1,4 @@
+/// <reference path="./rocksdb.d.ts" />
 import { mkdir } from 'node:fs/promises'
 import type { BatchOperation, RocksDB } from 'rocksdb'
 import { loadRocksDB } from './binding.js'

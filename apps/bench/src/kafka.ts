@@ -1,0 +1,160 @@
+import { App } from '@mephisto/core'
+import { expectedCounts, produceHits } from '@mephisto/hit-counter-producer'
+import { createHitCounter } from '@mephisto/hit-counter-worker'
+import { Kafka, logLevel } from 'kafkajs'
+
+export interface ConsumerBenchResult {
+  messages: number
+  rawMs: number
+  mephistoMs: number
+  rawPerSec: number
+  mephistoPerSec: number
+  ratio: number
+}
+
+const PARTITIONS = 8
+
+function kafka(brokers: string[]): Kafka {
+  return new Kafka({ clientId: 'mephisto-bench', brokers, logLevel: logLevel.ERROR })
+}
+
+/** Fills a fresh topic with `n` small JSON messages, keyed over 1000 keys. */
+export async function fillTopic(brokers: string[], topic: string, n: number): Promise<void> {
+  const k = kafka(brokers)
+  const admin = k.admin()
+  await admin.connect()
+  await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true })
+  await admin.disconnect()
+  const producer = k.producer()
+  await producer.connect()
+  const chunk = 10_000
+  for (let i = 0; i < n; i += chunk) {
+    const messages = []
+    for (let j = i; j < Math.min(n, i + chunk); j++) {
+      messages.push({ key: `k${j % 1000}`, value: JSON.stringify({ id: j, userId: `user-${j % 1000}`, hits: j % 41 }) })
+    }
+    await producer.send({ topic, messages })
+  }
+  await producer.disconnect()
+}
+
+/** A raw kafkajs eachBatch consumer: JSON.parse each value, count, resolve offsets, commit. */
+async function rawConsumer(brokers: string[], topic: string, n: number): Promise<number> {
+  const consumer = kafka(brokers).consumer({ groupId: `raw-${topic}` })
+  const started = performance.now()
+  await consumer.connect()
+  await consumer.subscribe({ topics: [topic], fromBeginning: true })
+  let seen = 0
+  let sum = 0
+  let done!: () => void
+  const finished = new Promise<void>((r) => {
+    done = r
+  })
+  await consumer.run({
+    eachBatchAutoResolve: false,
+    eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+      for (const m of batch.messages) {
+        const v = JSON.parse(m.value!.toString('utf8')) as { hits: number }
+        sum += v.hits
+        resolveOffset(m.offset)
+        seen++
+      }
+      await heartbeat()
+      if (seen >= n) done()
+    },
+  })
+  await finished
+  const ms = performance.now() - started
+  await consumer.disconnect()
+  if (sum < 0) throw new Error('unreachable')
+  return ms
+}
+
+/** The same work as a stateless Mephisto agent. */
+async function mephistoConsumer(brokers: string[], topic: string, n: number): Promise<number> {
+  const app = new App({ id: `mephisto-${topic}`, broker: brokers, logger: 'warn', web: false })
+  const source = app.topic<string, { hits: number }>(topic)
+  let seen = 0
+  let sum = 0
+  let done!: () => void
+  const finished = new Promise<void>((r) => {
+    done = r
+  })
+  app.agent(source, async (stream) => {
+    for await (const v of stream) {
+      sum += v.hits
+      if (++seen >= n) done()
+    }
+  })
+  const started = performance.now()
+  await app.start()
+  await finished
+  const ms = performance.now() - started
+  await app.stop()
+  if (sum < 0) throw new Error('unreachable')
+  return ms
+}
+
+/**
+ * A stateless Mephisto agent against a raw kafkajs eachBatch consumer, on the same pre-filled
+ * topic of the same broker, in one run. Each is measured from connect to the last message.
+ */
+export async function consumerBench(brokers: string[], n: number): Promise<ConsumerBenchResult> {
+  const topic = `bench-${Date.now().toString(36)}`
+  await fillTopic(brokers, topic, n)
+  // Alternate and keep the best of two, so neither side pays for a cold broker cache alone.
+  const raw1 = await rawConsumer(brokers, `${topic}`, n)
+  const meph1 = await mephistoConsumer(brokers, topic, n)
+  const raw2 = await rawConsumer(brokers, `${topic}`, n).catch(() => raw1)
+  const meph2 = await mephistoConsumer(brokers, topic, n).catch(() => meph1)
+  const rawMs = Math.min(raw1, raw2)
+  const mephistoMs = Math.min(meph1, meph2)
+  return {
+    messages: n,
+    rawMs,
+    mephistoMs,
+    rawPerSec: (n * 1000) / rawMs,
+    mephistoPerSec: (n * 1000) / mephistoMs,
+    ratio: rawMs / mephistoMs,
+  }
+}
+
+export interface HitCounterKafkaResult {
+  events: number
+  produceMs: number
+  endToEndMs: number
+  perSec: number
+  countsMatch: boolean
+}
+
+/** The hit counter end to end on Kafka: produce `n` events, count them, check the table. */
+export async function hitCounterKafkaBench(brokers: string[], n: number): Promise<HitCounterKafkaResult> {
+  // The hit counter's topics have fixed names: start from empty ones.
+  const admin = kafka(brokers).admin()
+  await admin.connect()
+  const existing = new Set(await admin.listTopics())
+  const stale = ['hit_count', 'count_topic'].filter((t) => existing.has(t))
+  if (stale.length) await admin.deleteTopics({ topics: stale })
+  await admin.disconnect()
+  const id = `bench-hits-${Date.now().toString(36)}`
+  const { app, counts } = createHitCounter({ broker: brokers, id })
+  Object.assign(app.options, { web: false })
+  await app.start()
+  const started = performance.now()
+  const produced = await produceHits({ broker: brokers, count: n, users: 100 })
+  const expected = expectedCounts(produced.hits)
+  const want = [...expected.values()].reduce((a, b) => a + b, 0)
+  let total = 0
+  const deadline = Date.now() + 300_000
+  while (Date.now() < deadline) {
+    total = 0
+    for await (const [, v] of counts.entries()) total += v
+    if (total >= want) break
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  const endToEndMs = performance.now() - started
+  let countsMatch = total === want
+  for (const [u, c] of expected) if ((await counts.get(u)) !== c) countsMatch = false
+  await app.stop()
+  return { events: n, produceMs: produced.ms, endToEndMs, perSec: (n * 1000) / endToEndMs, countsMatch }
+}
