@@ -1,4 +1,4 @@
-export { expectedCounts, generateHits, rng } from './hits.js'
 export type { Hit, HitGeneratorOptions } from './hits.js'
-export { produceHits } from './producer.js'
+export { expectedCounts, generateHits, rng } from './hits.js'
 export type { ProduceOptions, ProduceResult } from './producer.js'
+export { produceHits } from './producer.js'

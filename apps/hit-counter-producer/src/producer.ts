@@ -31,7 +31,8 @@ export interface ProduceResult {
  * wrong shape) go to the same topic, as a buggy foreign producer would send them.
  */
 export async function produceHits(options: ProduceOptions): Promise<ProduceResult> {
-  const app = new App({ id: 'hit-counter-producer', broker: options.broker, logger: 'warn' })
+  // No web server: the producer has nothing to serve, and a worker on this machine owns port 6066.
+  const app = new App({ id: 'hit-counter-producer', broker: options.broker, logger: 'warn', web: false })
   const name = options.topic ?? 'hit_count'
   // Bytes, encoded here: the same topic carries well-formed and deliberately broken values.
   const topic = app.topic<string, Buffer>(name, { value: bytes() })
@@ -47,7 +48,8 @@ export async function produceHits(options: ProduceOptions): Promise<ProduceResul
       if (options.signal?.aborted) break
       if (options.malformed && random() < options.malformed) {
         // Half broken JSON, half valid JSON of the wrong shape: both must reach the DLQ.
-        const bad = random() < 0.5 ? `{"userId": "${hit.userId}", "hits": ` : JSON.stringify({ user: hit.userId })
+        const bad =
+          random() < 0.5 ? `{"userId": "${hit.userId}", "hits": ` : JSON.stringify({ user: hit.userId })
         await topic.send({ key: hit.userId, value: Buffer.from(bad) })
         malformed++
       } else {

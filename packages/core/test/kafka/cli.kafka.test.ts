@@ -299,7 +299,7 @@ describeKafka('the mephisto CLI on Kafka', () => {
       (v) => JSON.stringify(v) === JSON.stringify({ 'major-count': {}, 'major-count-per-minute': {} }),
       30_000,
     )
-  })
+  }, 240_000)
 
   it('SIGTERM during load, then a restart: no event is counted twice and none is lost', async () => {
     const n = names('cli-sigterm')
@@ -345,5 +345,5 @@ describeKafka('the mephisto CLI on Kafka', () => {
       env: n.env,
     })
     expect(new Map(Object.entries(JSON.parse(final.stdout)['major-count']))).toEqual(want)
-  })
+  }, 240_000)
 })

@@ -1,0 +1,190 @@
+import { parseArgs } from 'node:util'
+import type { LogLevel } from '../app/logger.js'
+import { UsageError } from './exitCodes.js'
+
+/** The commands, in the order `mephisto --help` lists them. */
+export const COMMANDS = ['worker', 'send', 'agents', 'tables', 'topics', 'reset', 'dlq'] as const
+export type CommandName = (typeof COMMANDS)[number]
+
+type OptionSpec = { type: 'string' | 'boolean'; short?: string }
+
+/** Options every command takes. */
+const GLOBAL: Record<string, OptionSpec> = {
+  app: { type: 'string', short: 'A' },
+  loglevel: { type: 'string', short: 'l' },
+  'log-format': { type: 'string' },
+  broker: { type: 'string', short: 'b' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+}
+
+/** Options of each command, on top of the global ones. */
+const PER_COMMAND: Record<CommandName, Record<string, OptionSpec>> = {
+  worker: {
+    'web-port': { type: 'string' },
+    'web-host': { type: 'string' },
+    'without-web': { type: 'boolean' },
+  },
+  send: {
+    key: { type: 'string', short: 'k' },
+    repeat: { type: 'string', short: 'r' },
+    partition: { type: 'string', short: 'p' },
+    json: { type: 'boolean' },
+  },
+  agents: { json: { type: 'boolean' } },
+  tables: { json: { type: 'boolean' }, values: { type: 'boolean' } },
+  topics: { json: { type: 'boolean' } },
+  reset: { topics: { type: 'boolean' }, yes: { type: 'boolean', short: 'y' } },
+  dlq: { to: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } },
+}
+
+/** The command line, parsed and checked against the command's options. */
+export interface ParsedArgs {
+  command: CommandName | undefined
+  /** Positionals after the command name. */
+  args: string[]
+  /** Global options. */
+  app: string | undefined
+  logLevel: LogLevel
+  /** Whether `--loglevel` was given (commands other than `worker` default to `warn`). */
+  logLevelGiven: boolean
+  logFormat: 'auto' | 'pretty' | 'json'
+  broker: string | undefined
+  help: boolean
+  version: boolean
+  /** The command's own options, by long name. */
+  options: Record<string, string | boolean | undefined>
+}
+
+const LEVELS: Record<string, LogLevel> = {
+  debug: 'debug',
+  info: 'info',
+  warn: 'warn',
+  warning: 'warn',
+  error: 'error',
+  crit: 'error',
+  critical: 'error',
+  silent: 'silent',
+}
+
+/**
+ * Parses `argv` (without `node` and the script). Options may come before or after the command,
+ * as in Faust (`mephisto -A app.ts worker -l info` and `mephisto worker -A app.ts` both work).
+ * Throws {@link UsageError} for anything it cannot make sense of.
+ */
+export function parseCommandLine(argv: readonly string[]): ParsedArgs {
+  const all: Record<string, OptionSpec> = { ...GLOBAL }
+  for (const opts of Object.values(PER_COMMAND)) Object.assign(all, opts)
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof all; allowPositionals: true; strict: true }>>
+  try {
+    parsed = parseArgs({ args: [...argv], options: all, allowPositionals: true, strict: true })
+  } catch (err) {
+    // node's messages are good ("Unknown option '--x'"); drop its advice about '--' for negatives.
+    const message = ((err as Error).message ?? String(err)).replace(/\. To specify a positional.*$/s, '')
+    throw new UsageError(message, commandIn(argv))
+  }
+  const [first, ...rest] = parsed.positionals
+  let command: CommandName | undefined
+  if (first !== undefined) {
+    if (first === 'help') {
+      // `mephisto help send` is `mephisto send --help`.
+      const target = rest[0]
+      if (target !== undefined && !isCommand(target))
+        throw new UsageError(`unknown command ${JSON.stringify(target)}`)
+      return { ...emptyArgs(), command: target as CommandName | undefined, help: true }
+    }
+    if (!isCommand(first)) {
+      throw new UsageError(`unknown command ${JSON.stringify(first)}; commands: ${COMMANDS.join(', ')}`)
+    }
+    command = first
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>
+  const options: Record<string, string | boolean | undefined> = {}
+  for (const [name, value] of Object.entries(values)) {
+    if (name in GLOBAL || value === undefined) continue
+    if (!command || !(name in PER_COMMAND[command])) {
+      throw new UsageError(
+        `option --${name} does not apply to ${command ? `'${command}'` : 'mephisto without a command'}`,
+        command,
+      )
+    }
+    options[name] = value
+  }
+  const rawLevel = values.loglevel as string | undefined
+  let logLevel: LogLevel = 'info'
+  if (rawLevel !== undefined) {
+    const level = LEVELS[rawLevel.toLowerCase()]
+    if (!level)
+      throw new UsageError(
+        `--loglevel must be one of debug, info, warn, error, silent (got ${JSON.stringify(rawLevel)})`,
+        command,
+      )
+    logLevel = level
+  }
+  const rawFormat = (values['log-format'] as string | undefined) ?? 'auto'
+  if (rawFormat !== 'auto' && rawFormat !== 'pretty' && rawFormat !== 'json') {
+    throw new UsageError(
+      `--log-format must be auto, pretty or json (got ${JSON.stringify(rawFormat)})`,
+      command,
+    )
+  }
+  return {
+    command,
+    args: rest,
+    app: values.app as string | undefined,
+    logLevel,
+    logLevelGiven: rawLevel !== undefined,
+    logFormat: rawFormat,
+    broker: values.broker as string | undefined,
+    help: values.help === true,
+    version: values.version === true,
+    options,
+  }
+}
+
+function emptyArgs(): ParsedArgs {
+  return {
+    command: undefined,
+    args: [],
+    app: undefined,
+    logLevel: 'info',
+    logLevelGiven: false,
+    logFormat: 'auto',
+    broker: undefined,
+    help: false,
+    version: false,
+    options: {},
+  }
+}
+
+function isCommand(name: string): name is CommandName {
+  return (COMMANDS as readonly string[]).includes(name)
+}
+
+/** The command named in a command line that failed to parse, for pointing at its help. */
+function commandIn(argv: readonly string[]): CommandName | undefined {
+  return argv.find(isCommand)
+}
+
+/** A non-negative integer option, or `fallback` when absent. */
+export function intOption(
+  options: ParsedArgs['options'],
+  name: string,
+  fallback: number,
+  command: CommandName,
+  min = 0,
+): number {
+  const raw = options[name]
+  if (raw === undefined) return fallback
+  const n = Number(raw)
+  if (typeof raw !== 'string' || !/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`--${name} must be an integer >= ${min} (got ${JSON.stringify(raw)})`, command)
+  }
+  return n
+}
+
+/** The string value of an option, if given. */
+export function stringOption(options: ParsedArgs['options'], name: string): string | undefined {
+  const v = options[name]
+  return typeof v === 'string' ? v : undefined
+}

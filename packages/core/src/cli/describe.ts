@@ -1,0 +1,140 @@
+import type { App } from '../app/app.js'
+import type { Store } from '../stores/store.js'
+import type { Table } from '../tables/table.js'
+import type { TopicSpec } from '../transport/transport.js'
+
+/** What `mephisto topics` and the banner show of a topic. */
+export interface TopicRow {
+  name: string
+  /** `topic` (declared), `internal` (declared internal), `changelog`, `dlq` or `leader`. */
+  role: 'topic' | 'internal' | 'changelog' | 'dlq' | 'leader'
+  partitions: number
+  /** Agents reading it. */
+  agents: string[]
+}
+
+export interface AgentRow {
+  name: string
+  source: string
+  sourceKind: 'topic' | 'channel'
+  concurrency: number
+  onError: string
+  dlq: string
+}
+
+export interface TableRow {
+  name: string
+  partitions: number
+  changelog: string
+  store: string
+  /** `tumbling 1m`, `hopping 1m every 10s` (with their expiry), or none. */
+  windows: string[]
+  hasDefault: boolean
+}
+
+/** The app's topics, as a worker creates them. Repartition topics exist only once a worker made them. */
+export function describeTopics(app: App): TopicRow[] {
+  const readers = new Map<string, string[]>()
+  for (const a of app.agents) {
+    const list = readers.get(a.source.name) ?? []
+    list.push(a.name)
+    readers.set(a.source.name, list)
+  }
+  const rows = new Map<string, TopicRow>()
+  for (const t of app.topics.values()) {
+    rows.set(t.name, {
+      name: t.name,
+      role: t.options.internal ? 'internal' : 'topic',
+      partitions: t.options.partitions ?? app.topicPartitions,
+      agents: readers.get(t.name) ?? [],
+    })
+  }
+  for (const t of app.tables) {
+    rows.set(t.changelogTopic, {
+      name: t.changelogTopic,
+      role: 'changelog',
+      partitions: t.partitions,
+      agents: [],
+    })
+  }
+  for (const a of app.agents) {
+    if (!rows.has(a.dlqTopic))
+      rows.set(a.dlqTopic, { name: a.dlqTopic, role: 'dlq', partitions: 1, agents: [] })
+  }
+  const leader = leaderTopic(app)
+  rows.set(leader, { name: leader, role: 'leader', partitions: 1, agents: [] })
+  return [...rows.values()]
+}
+
+/** The topic the worker's group uses to elect the leader of `onLeader` timers (see Worker). */
+export function leaderTopic(app: App): string {
+  return `${app.id}-__leader`
+}
+
+export function describeAgents(app: App): AgentRow[] {
+  return app.agents.map((a) => ({
+    name: a.name,
+    source: a.source.name,
+    sourceKind: a.source.kind,
+    concurrency: a.concurrency,
+    onError: typeof a.onError === 'string' ? a.onError : 'function',
+    dlq: a.dlqTopic,
+  }))
+}
+
+export function describeTables(app: App): TableRow[] {
+  return app.tables.map((t) => ({
+    name: t.name,
+    partitions: t.partitions,
+    changelog: t.changelogTopic,
+    store: storeName(t.options.store ?? app.options.store ?? 'memory://'),
+    windows: t.windows.map((w) =>
+      w.stepMs === w.sizeMs
+        ? `tumbling ${duration(w.sizeMs)} (expires ${duration(w.expiresMs)})`
+        : `hopping ${duration(w.sizeMs)} every ${duration(w.stepMs)} (expires ${duration(w.expiresMs)})`,
+    ),
+    hasDefault: t.options.default !== undefined,
+  }))
+}
+
+/** The stores of the app's tables, each once: the app's default and any table's own. */
+export function tableStores(app: App): (Store | string)[] {
+  const stores = new Set<Store | string>([app.options.store ?? 'memory://'])
+  for (const t of app.tables as Table<any, any>[])
+    if (t.options.store !== undefined) stores.add(t.options.store)
+  return [...stores]
+}
+
+export function storeName(store: Store | string): string {
+  return typeof store === 'string' ? store : `${store.kind}://`
+}
+
+/** The broker as the app will connect to it (what the banner shows). */
+export function brokerName(app: App): string {
+  const b = app.options.broker ?? 'memory://'
+  return Array.isArray(b) ? b.join(',') : b
+}
+
+/** The spec a worker creates a declared topic with (partitions, replicas, configs). */
+export function topicSpec(app: App, name: string): TopicSpec | undefined {
+  const t = app.topics.get(name)
+  if (!t) return undefined
+  const o = t.options
+  const spec: TopicSpec = { name, partitions: o.partitions ?? app.topicPartitions }
+  const replicas = o.replicas ?? app.options.topicReplicas
+  if (replicas !== undefined) spec.replicas = replicas
+  if (o.compacted) spec.compacted = true
+  if (o.retentionMs !== undefined) spec.retentionMs = o.retentionMs
+  if (o.config) spec.config = o.config
+  return spec
+}
+
+/** `1500` -> `1.5s`, `60000` -> `1m`, `7200000` -> `2h`. */
+export function duration(ms: number): string {
+  if (ms === 0) return '0s'
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`
+  if (ms % 1000 === 0) return `${ms / 1000}s`
+  if (ms > 1000) return `${(ms / 1000).toFixed(1)}s`
+  return `${ms}ms`
+}

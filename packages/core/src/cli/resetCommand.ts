@@ -1,0 +1,79 @@
+import type { Store } from '../stores/store.js'
+import type { CommandContext } from './context.js'
+import { onMemoryBroker, openTransport } from './context.js'
+import { leaderTopic, storeName, tableStores } from './describe.js'
+import { EXIT, UsageError } from './exitCodes.js'
+
+/**
+ * `mephisto reset`: removes the app's local table state through each store's `reset(appId)`.
+ * With `--topics --yes`, also deletes the app's internal topics on the broker, so the tables
+ * start empty everywhere. Dead-letter topics are kept: they are evidence, not state.
+ */
+export async function resetCommand(ctx: CommandContext): Promise<number> {
+  const { app, argv, output } = ctx
+  if (argv.args.length > 0)
+    throw new UsageError(`reset takes no arguments (got ${argv.args.join(' ')})`, 'reset')
+  if (argv.options.yes && !argv.options.topics)
+    throw new UsageError('--yes confirms --topics; pass both', 'reset')
+
+  let toDelete: string[] = []
+  let transport: Awaited<ReturnType<typeof openTransport>> | undefined
+  try {
+    if (argv.options.topics) {
+      transport = await openTransport(ctx)
+      toDelete = await internalTopics(ctx, await transport.admin.listTopics())
+      if (!argv.options.yes) {
+        output.out(
+          toDelete.length === 0
+            ? `app ${app.id} has no internal topics on ${transport.url}`
+            : `would delete ${toDelete.length} topic(s) of app ${app.id} on ${transport.url}:\n${toDelete.map((t) => `  ${t}`).join('\n')}`,
+        )
+        output.err('nothing was deleted or reset: add --yes to delete these topics and reset the local state')
+        return EXIT.usage
+      }
+    }
+
+    for (const store of tableStores(app)) {
+      const resolved: Store | undefined = typeof store === 'string' ? undefined : store
+      if (resolved?.reset) {
+        await resolved.reset(app.id)
+        output.out(`reset the local state of app ${app.id} in ${storeName(store)}`)
+      } else {
+        // memory:// (or a store without reset) keeps nothing between runs: nothing to remove.
+        output.out(`${storeName(store)} keeps no local state between runs: nothing to reset`)
+      }
+    }
+
+    if (transport && toDelete.length > 0) {
+      await transport.admin.deleteTopics(toDelete)
+      output.out(
+        `deleted ${toDelete.length} topic(s) on ${transport.url}:\n${toDelete.map((t) => `  ${t}`).join('\n')}`,
+      )
+    } else if (transport) {
+      output.out(`app ${app.id} has no internal topics on ${transport.url}`)
+    }
+    if (transport && onMemoryBroker(app))
+      output.err('note: memory:// topics live only in this process; pass --broker for Kafka')
+    return EXIT.ok
+  } finally {
+    await transport?.close()
+  }
+}
+
+/**
+ * The topics the app owns and rebuilds: table changelogs, topics declared internal, the leader
+ * topic and repartition topics (`<app>-<agent>-<name>-repartition`, found by name). Only those
+ * that exist.
+ */
+async function internalTopics(ctx: CommandContext, existing: readonly string[]): Promise<string[]> {
+  const { app } = ctx
+  const owned = new Set<string>([leaderTopic(app)])
+  for (const t of app.tables) owned.add(t.changelogTopic)
+  for (const t of app.topics.values()) if (t.options.internal) owned.add(t.name)
+  const present = new Set(existing)
+  const result = [...owned].filter((t) => present.has(t))
+  for (const t of existing) {
+    if (t.startsWith(`${app.id}-`) && t.endsWith('-repartition') && !result.includes(t)) result.push(t)
+  }
+  return result.sort()
+}

@@ -1,0 +1,133 @@
+import { hostname } from 'node:os'
+import type { App } from '../app/app.js'
+import type { WebOptions } from '../web/page.js'
+import type { ParsedArgs } from './args.js'
+import { intOption, stringOption } from './args.js'
+import type { CommandContext } from './context.js'
+import { brokerName, describeAgents, describeTables, describeTopics, storeName } from './describe.js'
+import { EXIT, UsageError } from './exitCodes.js'
+import { agentsTable, tablesTable, topicsTable } from './listCommands.js'
+import { renderBox } from './render.js'
+import { cliVersion } from './version.js'
+
+const SIGNAL_NUMBERS: Record<string, number> = { SIGINT: 2, SIGTERM: 15 }
+
+/** The web options the worker's flags ask for, or undefined to keep the app's. */
+export function webOverrides(argv: ParsedArgs): false | WebOptions | undefined {
+  if (argv.options['without-web']) return false
+  const host = stringOption(argv.options, 'web-host')
+  const port =
+    argv.options['web-port'] === undefined ? undefined : intOption(argv.options, 'web-port', 6066, 'worker')
+  if (host === undefined && port === undefined) return undefined
+  if (port !== undefined && port > 65535)
+    throw new UsageError(`--web-port must be 0 to 65535 (got ${port})`, 'worker')
+  return { ...(host !== undefined && { host }), ...(port !== undefined && { port }) }
+}
+
+/**
+ * `mephisto worker`: prints the banner, starts the app and runs until a signal. The first
+ * SIGTERM/SIGINT stops it cleanly (stop fetching, drain, flush, commit) and resolves with 0; a
+ * second one exits at once. A worker that crashes (an agent with onError 'crash', a failed
+ * commit it cannot survive) resolves with 1.
+ */
+export async function workerCommand(ctx: CommandContext): Promise<number> {
+  const { app, logger, output } = ctx
+  output.out(banner(ctx))
+  const started = Date.now()
+
+  let stopRequested: string | undefined
+  let finish!: (code: number) => void
+  const done = new Promise<number>((resolve) => (finish = resolve))
+  let starting = true
+
+  const stop = (signal: string): void => {
+    logger.info(`${signal}: stopping (stop fetching, drain, flush, commit); send it again to exit at once`)
+    app.stop().then(
+      () => {
+        output.out(`stopped: ${app.id} (${signal})`)
+        finish(EXIT.ok)
+      },
+      (err: unknown) => {
+        logger.error('stop failed: offsets after the last successful commit will be processed again', { err })
+        finish(EXIT.failure)
+      },
+    )
+  }
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopRequested !== undefined) {
+      // The user asked twice: leave now. Nothing more is committed; the next worker reprocesses.
+      logger.warn(`${signal} again: exiting at once without committing`)
+      logger.flush()
+      process.exit(128 + (SIGNAL_NUMBERS[signal] ?? 1))
+    }
+    stopRequested = signal
+    // A signal during start-up is honoured once start() settles: stopping a half-started
+    // worker from here would race its start.
+    if (!starting) stop(signal)
+    else logger.info(`${signal}: stopping as soon as the worker has started; send it again to exit at once`)
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+
+  try {
+    await app.start()
+  } catch (err) {
+    starting = false
+    logger.error(`worker failed to start: ${(err as Error)?.message ?? err}`, { err })
+    return EXIT.failure
+  }
+  starting = false
+  const web = app.webUrl
+  output.out(
+    `ready: ${app.id} in ${((Date.now() - started) / 1000).toFixed(2)} s${web ? `, web ${web}/` : ''}`,
+  )
+  if (stopRequested !== undefined) stop(stopRequested)
+
+  // The worker has no crash event: watch its state, and exit non-zero when it dies on its own
+  // (otherwise the process would idle on, or exit 0 once its last handle closed).
+  const watch = setInterval(() => {
+    const worker = app.worker
+    if (worker?.state === 'crashed' && stopRequested === undefined) {
+      logger.error('worker crashed: exiting; what was not committed is processed again by the next worker', {
+        err: worker.crashReason,
+      })
+      finish(EXIT.failure)
+    }
+  }, 200)
+  try {
+    return await done
+  } finally {
+    clearInterval(watch)
+  }
+}
+
+/** Faust's start-up banner: who, where, and the tables of topics, agents and tables. */
+export function banner(ctx: CommandContext): string {
+  const { app, loaded, logger } = ctx
+  const head = renderBox(`mephisto v${cliVersion()}`, [
+    ['id', app.id],
+    ['broker', brokerName(app)],
+    ['store', storeName(app.options.store ?? 'memory://')],
+    ['web', webDescription(app)],
+    ['log', `stderr (${logger.pino.level}${logger.pretty ? ', pretty' : ', json'})`],
+    ['app', `${loaded.path}${loaded.exportName === 'default' ? '' : `:${loaded.exportName}`}`],
+    ['guarantee', app.options.processingGuarantee ?? 'at_least_once'],
+    ['pid', String(process.pid)],
+    ['hostname', hostname()],
+    ['platform', `Node.js ${process.version} (${process.platform} ${process.arch})`],
+  ])
+  return [
+    head,
+    topicsTable(describeTopics(app)),
+    agentsTable(describeAgents(app)),
+    tablesTable(describeTables(app)),
+  ].join('\n')
+}
+
+function webDescription(app: App): string {
+  const web = app.options.web
+  if (web === false) return 'off'
+  const host = web?.host ?? '127.0.0.1'
+  const port = web?.port ?? 6066
+  return port === 0 ? `http://${host}:<free port>/ (printed when ready)` : `http://${host}:${port}/`
+}
