@@ -21,7 +21,15 @@ export const shared: UserConfig = {
   test: {
     // scripts/test.mjs collects one JSON report per package to print a single summary line.
     reporters: process.env.MEPHISTO_TEST_REPORT_DIR
-      ? ['default', ['json', { outputFile: `${process.env.MEPHISTO_TEST_REPORT_DIR}/${process.cwd().replace(/[^a-zA-Z0-9]+/g, '_')}.json` }]]
+      ? [
+          'default',
+          [
+            'json',
+            {
+              outputFile: `${process.env.MEPHISTO_TEST_REPORT_DIR}/${process.cwd().replace(/[^a-zA-Z0-9]+/g, '_')}.json`,
+            },
+          ],
+        ]
       : ['default'],
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],

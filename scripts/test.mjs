@@ -34,10 +34,14 @@ function startBroker() {
   brokerDir = mkdtempSync(join(tmpdir(), 'mephisto-kafka-'))
   say('starting a local Kafka broker (docker/kafka-local)...')
   const started = Date.now()
-  const r = spawnSync('bash', [join(root, 'docker/kafka-local/kafka-local.sh'), 'start', '--sasl', '--dir', brokerDir], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
+  const r = spawnSync(
+    'bash',
+    [join(root, 'docker/kafka-local/kafka-local.sh'), 'start', '--sasl', '--dir', brokerDir],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
   const out = r.stdout ?? ''
   const state = readState(brokerDir)
   const brokers = state.KAFKA_BROKERS ?? /KAFKA_BROKERS=(\S+)/.exec(out)?.[1]
@@ -71,13 +75,17 @@ function readState(dir) {
 
 function warnSkip(why) {
   const bar = '!'.repeat(78)
-  process.stdout.write(`\n${bar}\n!! ${why}.\n!! THE KAFKA INTEGRATION TESTS WILL BE SKIPPED. Set KAFKA_BROKERS or install Java 17 + Maven.\n${bar}\n\n`)
+  process.stdout.write(
+    `\n${bar}\n!! ${why}.\n!! THE KAFKA INTEGRATION TESTS WILL BE SKIPPED. Set KAFKA_BROKERS or install Java 17 + Maven.\n${bar}\n\n`,
+  )
   env.MEPHISTO_SKIP_KAFKA = '1'
 }
 
 function stopBroker() {
   if (!brokerDir) return
-  spawnSync('bash', [join(root, 'docker/kafka-local/kafka-local.sh'), 'stop', '--dir', brokerDir], { stdio: 'inherit' })
+  spawnSync('bash', [join(root, 'docker/kafka-local/kafka-local.sh'), 'stop', '--dir', brokerDir], {
+    stdio: 'inherit',
+  })
   rmSync(brokerDir, { recursive: true, force: true })
 }
 

@@ -31,7 +31,10 @@ export async function fillTopic(brokers: string[], topic: string, n: number): Pr
   for (let i = 0; i < n; i += chunk) {
     const messages = []
     for (let j = i; j < Math.min(n, i + chunk); j++) {
-      messages.push({ key: `k${j % 1000}`, value: JSON.stringify({ id: j, userId: `user-${j % 1000}`, hits: j % 41 }) })
+      messages.push({
+        key: `k${j % 1000}`,
+        value: JSON.stringify({ id: j, userId: `user-${j % 1000}`, hits: j % 41 }),
+      })
     }
     await producer.send({ topic, messages })
   }

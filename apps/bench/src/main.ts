@@ -32,7 +32,13 @@ if (!values.only || values.only === 'memory') {
   await memoryBench(Math.min(events, 20_000)) // warm-up: JIT both paths before measuring
   const r = await memoryBench(events)
   results.memory = r
-  rows.push(['hit counter, memory broker', fmt(r.mephistoPerSec), `${fmt(r.plainPerSec)} plain async loop`, `${r.ratio.toFixed(2)}x`, r.countsMatch ? 'yes' : 'NO'])
+  rows.push([
+    'hit counter, memory broker',
+    fmt(r.mephistoPerSec),
+    `${fmt(r.plainPerSec)} plain async loop`,
+    `${r.ratio.toFixed(2)}x`,
+    r.countsMatch ? 'yes' : 'NO',
+  ])
 }
 
 if (!values.only || values.only === 'kafka') {
@@ -42,18 +48,33 @@ if (!values.only || values.only === 'kafka') {
   if (!brokers) {
     dir = mkdtempSync(join(tmpdir(), 'mephisto-bench-kafka-'))
     process.stdout.write('starting a local Kafka broker (docker/kafka-local)...\n')
-    const r = spawnSync('bash', [join(root, 'docker/kafka-local/kafka-local.sh'), 'start', '--dir', dir], { encoding: 'utf8' })
+    const r = spawnSync('bash', [join(root, 'docker/kafka-local/kafka-local.sh'), 'start', '--dir', dir], {
+      encoding: 'utf8',
+    })
     brokers = /KAFKA_BROKERS=(\S+)/.exec(readFileSync(join(dir, 'state.env'), 'utf8'))?.[1]
-    if (r.status !== 0 || !brokers) throw new Error(`could not start a Kafka broker:\n${r.stdout}\n${r.stderr}`)
+    if (r.status !== 0 || !brokers)
+      throw new Error(`could not start a Kafka broker:\n${r.stdout}\n${r.stderr}`)
   }
   try {
     const list = brokers.split(',')
     const c = await consumerBench(list, Number(values.messages))
     results.consumer = c
-    rows.push(['stateless agent vs raw kafkajs eachBatch', fmt(c.mephistoPerSec), `${fmt(c.rawPerSec)} raw kafkajs`, `${c.ratio.toFixed(2)}x`, 'yes'])
+    rows.push([
+      'stateless agent vs raw kafkajs eachBatch',
+      fmt(c.mephistoPerSec),
+      `${fmt(c.rawPerSec)} raw kafkajs`,
+      `${c.ratio.toFixed(2)}x`,
+      'yes',
+    ])
     const h = await hitCounterKafkaBench(list, Number(values['hit-events']))
     results.hitCounterKafka = h
-    rows.push(['hit counter end to end, Kafka', fmt(h.perSec), `produce ${(h.produceMs / 1000).toFixed(1)} s`, '', h.countsMatch ? 'yes' : 'NO'])
+    rows.push([
+      'hit counter end to end, Kafka',
+      fmt(h.perSec),
+      `produce ${(h.produceMs / 1000).toFixed(1)} s`,
+      '',
+      h.countsMatch ? 'yes' : 'NO',
+    ])
     const rec = await recoveryBench(list, Number(values['table-keys']), Number(values.tail))
     results.recovery = rec
     rows.push([
@@ -65,7 +86,9 @@ if (!values.only || values.only === 'kafka') {
     ])
   } finally {
     if (dir) {
-      spawnSync('bash', [join(root, 'docker/kafka-local/kafka-local.sh'), 'stop', '--dir', dir], { stdio: 'ignore' })
+      spawnSync('bash', [join(root, 'docker/kafka-local/kafka-local.sh'), 'stop', '--dir', dir], {
+        stdio: 'ignore',
+      })
       rmSync(dir, { recursive: true, force: true })
     }
   }
@@ -74,7 +97,9 @@ if (!values.only || values.only === 'kafka') {
 const header = ['benchmark', 'mephisto', 'baseline', 'mephisto/baseline', 'correct']
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
 const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ')
-process.stdout.write(`\nNode ${process.version}\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`)
+process.stdout.write(
+  `\nNode ${process.version}\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`,
+)
 for (const r of rows) process.stdout.write(`${line(r)}\n`)
 mkdirSync('bench-results', { recursive: true })
 const file = `bench-results/bench-${Date.now()}.json`

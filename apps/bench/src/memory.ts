@@ -19,7 +19,10 @@ function fill(broker: MemoryBroker, hits: Hit[]): void {
   broker.createTopic({ name: 'hit_count', partitions: PARTITIONS })
   for (const h of hits) {
     const key = Buffer.from(h.userId)
-    broker.append('hit_count', defaultPartition(key, PARTITIONS), { key, value: Buffer.from(JSON.stringify(h)) })
+    broker.append('hit_count', defaultPartition(key, PARTITIONS), {
+      key,
+      value: Buffer.from(JSON.stringify(h)),
+    })
   }
 }
 

@@ -38,12 +38,19 @@ function tableApp(id: string, topic: string, brokers: string[], store: Store) {
   return { app, source, table, replayed: () => replayed }
 }
 
-async function produce(brokers: string[], topic: string, from: number, to: number, value: (i: number) => number) {
+async function produce(
+  brokers: string[],
+  topic: string,
+  from: number,
+  to: number,
+  value: (i: number) => number,
+) {
   const producer = new Kafka({ clientId: 'bench-recovery', brokers, logLevel: logLevel.ERROR }).producer()
   await producer.connect()
   for (let i = from; i < to; i += 10_000) {
     const messages = []
-    for (let j = i; j < Math.min(to, i + 10_000); j++) messages.push({ key: `key-${j}`, value: String(value(j)) })
+    for (let j = i; j < Math.min(to, i + 10_000); j++)
+      messages.push({ key: `key-${j}`, value: String(value(j)) })
     await producer.send({ topic, messages })
   }
   await producer.disconnect()
@@ -62,7 +69,11 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promis
  * the `tail` records written to the changelog after it stopped) against a restart with no
  * local state (replays the whole changelog), on the same broker in one run.
  */
-export async function recoveryBench(brokers: string[], keys: number, tail: number): Promise<RecoveryBenchResult> {
+export async function recoveryBench(
+  brokers: string[],
+  keys: number,
+  tail: number,
+): Promise<RecoveryBenchResult> {
   const id = `bench-recovery-${Date.now().toString(36)}`
   const topic = `${id}-input`
   const dir = mkdtempSync(join(tmpdir(), 'mephisto-bench-rocksdb-'))
@@ -89,7 +100,8 @@ export async function recoveryBench(brokers: string[], keys: number, tail: numbe
     const producer = new Kafka({ clientId: 'bench-recovery', brokers, logLevel: logLevel.ERROR }).producer()
     await producer.connect()
     const messages = []
-    for (let j = 0; j < tail; j++) messages.push({ key: `key-${j}`, value: String(-j), partition: j % PARTITIONS })
+    for (let j = 0; j < tail; j++)
+      messages.push({ key: `key-${j}`, value: String(-j), partition: j % PARTITIONS })
     await producer.send({ topic: changelog, messages })
     await producer.disconnect()
 
@@ -98,7 +110,8 @@ export async function recoveryBench(brokers: string[], keys: number, tail: numbe
     const t0 = performance.now()
     await second.app.start()
     const rocksdbMs = performance.now() - t0
-    let valuesMatch = (await second.table.get('key-1')) === -1 && (await second.table.get(`key-${keys - 1}`)) === keys - 1
+    let valuesMatch =
+      (await second.table.get('key-1')) === -1 && (await second.table.get(`key-${keys - 1}`)) === keys - 1
     const rocksdbReplayed = second.replayed()
     await second.app.stop()
 
@@ -107,10 +120,20 @@ export async function recoveryBench(brokers: string[], keys: number, tail: numbe
     const t1 = performance.now()
     await third.app.start()
     const fullMs = performance.now() - t1
-    valuesMatch &&= (await third.table.get('key-1')) === -1 && (await third.table.get(`key-${keys - 1}`)) === keys - 1
+    valuesMatch &&=
+      (await third.table.get('key-1')) === -1 && (await third.table.get(`key-${keys - 1}`)) === keys - 1
     const fullReplayed = third.replayed()
     await third.app.stop()
-    return { keys, tail, rocksdbMs, rocksdbReplayed, fullMs, fullReplayed, ratio: fullMs / rocksdbMs, valuesMatch }
+    return {
+      keys,
+      tail,
+      rocksdbMs,
+      rocksdbReplayed,
+      fullMs,
+      fullReplayed,
+      ratio: fullMs / rocksdbMs,
+      valuesMatch,
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -60,7 +60,8 @@ describe('standby replicas', () => {
     const ta = await TestApp.start(a.app)
     const tb = await TestApp.start(b.app, { broker: ta.broker, clock: ta.clock })
     running = [ta, tb]
-    for (let i = 0; i < 60; i++) await ta.send(a.input, { key: ['a', 'b', 'c', 'd', 'e', 'f'][i % 6]!, value: 1 })
+    for (let i = 0; i < 60; i++)
+      await ta.send(a.input, { key: ['a', 'b', 'c', 'd', 'e', 'f'][i % 6]!, value: 1 })
     await ta.settle()
     await ta.advance(1_000)
     const before = b.replayed.length

@@ -1,3 +1,3 @@
 export { FakeClock } from './fakeClock.js'
-export { TestApp } from './testApp.js'
 export type { DeadLetter, RawMessage, SentMessage, TestAppOptions } from './testApp.js'
+export { TestApp } from './testApp.js'

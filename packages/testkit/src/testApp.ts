@@ -76,11 +76,17 @@ export class TestApp {
   private async boot(): Promise<void> {
     // A restarted worker is a peer again: settle() waits for it too.
     this.peers().add(this)
-    await this.app.start({ transport: new MemoryTransport(this.broker, { now: () => this.clock.now() }), clock: this.clock })
+    await this.app.start({
+      transport: new MemoryTransport(this.broker, { now: () => this.clock.now() }),
+      clock: this.clock,
+    })
   }
 
   /** Sends through the topic's codecs (or to an agent's source, or a channel) and waits for the ack. */
-  async send<K, V>(target: Topic<K, V> | Channel<V, K> | Agent<V, K, any>, message: Message<K, V>): Promise<RecordMetadata> {
+  async send<K, V>(
+    target: Topic<K, V> | Channel<V, K> | Agent<V, K, any>,
+    message: Message<K, V>,
+  ): Promise<RecordMetadata> {
     const dest = 'source' in target ? target.source : target
     return dest.sendAndWait(message)
   }
@@ -255,7 +261,11 @@ export class TestApp {
 
   private throwIfCrashed(): void {
     const w = this.app.worker
-    if (w?.state === 'crashed' && w.crashReason && !(w.crashReason instanceof Error && w.crashReason.message === 'TestApp.crash()')) {
+    if (
+      w?.state === 'crashed' &&
+      w.crashReason &&
+      !(w.crashReason instanceof Error && w.crashReason.message === 'TestApp.crash()')
+    ) {
       const reason = w.crashReason
       throw reason instanceof MephistoError || reason instanceof Error ? reason : new Error(String(reason))
     }

@@ -91,7 +91,8 @@ export class AgentRuntime {
       clock: this.worker.clock,
       agentName: this.agent.name,
       forward: (target, key, value, event) => {
-        const dest = 'spec' in target ? this.worker.repartitionTopic(this.agent, target.spec as RepartitionSpec) : target
+        const dest =
+          'spec' in target ? this.worker.repartitionTopic(this.agent, target.spec as RepartitionSpec) : target
         return this.worker.forward(dest as Topic<any, any> | Channel<any, any>, key, value, event)
       },
       subscribe: (target) => this.subscribe(target),
@@ -128,20 +129,22 @@ export class AgentRuntime {
     this.spawned.add(key)
     const ctx: ActorContext = { event: undefined, held: [], agent: `${this.agent.name}:${name}` }
     this.track(
-      actorContext.run(ctx, async () => {
-        while (!this.stopped) {
-          try {
-            await loop(ctx)
-            return
-          } catch (err) {
-            if (this.stopped || this.worker.state === 'crashed' || this.worker.state === 'stopped') return
-            // The event the loop was forwarding gets the agent's onError (retry, dlq, skip, crash);
-            // then the loop starts over with the next one.
-            const action = await this.onError(err, ctx, -1)
-            if (action === 'crash') return
+      actorContext
+        .run(ctx, async () => {
+          while (!this.stopped) {
+            try {
+              await loop(ctx)
+              return
+            } catch (err) {
+              if (this.stopped || this.worker.state === 'crashed' || this.worker.state === 'stopped') return
+              // The event the loop was forwarding gets the agent's onError (retry, dlq, skip, crash);
+              // then the loop starts over with the next one.
+              const action = await this.onError(err, ctx, -1)
+              if (action === 'crash') return
+            }
           }
-        }
-      }).finally(() => this.spawned.delete(key)),
+        })
+        .finally(() => this.spawned.delete(key)),
     )
   }
 
@@ -155,7 +158,8 @@ export class AgentRuntime {
         try {
           const result = this.agent.fn(stream)
           if (result && typeof (result as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
-            for await (const value of result as AsyncIterable<unknown>) await this.worker.yielded(this.agent, ctx, value)
+            for await (const value of result as AsyncIterable<unknown>)
+              await this.worker.yielded(this.agent, ctx, value)
           } else {
             await result
           }
@@ -187,12 +191,15 @@ export class AgentRuntime {
     const attempt = (this.attempts.get(first) ?? 0) + 1
     if (attempt <= this.agent.retries && this.agent.onError !== 'crash') {
       this.attempts.set(first, attempt)
-      this.worker.logger.warn(`agent ${name} failed; retrying (attempt ${attempt} of ${this.agent.retries})`, {
-        err,
-        topic: first.topic,
-        partition: first.partition,
-        offset: first.offset,
-      })
+      this.worker.logger.warn(
+        `agent ${name} failed; retrying (attempt ${attempt} of ${this.agent.retries})`,
+        {
+          err,
+          topic: first.topic,
+          partition: first.partition,
+          offset: first.offset,
+        },
+      )
       this.busyRetries++
       try {
         await new Promise((r) => setTimeout(r, this.agent.retryBackoffMs * 2 ** (attempt - 1)))
@@ -220,9 +227,13 @@ export class AgentRuntime {
       action = policy
     }
     if (action === 'crash') {
-      this.worker.logger.error(`agent ${name} failed; onError is 'crash': stopping without committing`, { err })
+      this.worker.logger.error(`agent ${name} failed; onError is 'crash': stopping without committing`, {
+        err,
+      })
       await this.worker.crash(
-        new MephistoError('AGENT_FAILED', `agent ${name} failed: ${(err as Error)?.message ?? err}`, { cause: err }),
+        new MephistoError('AGENT_FAILED', `agent ${name} failed: ${(err as Error)?.message ?? err}`, {
+          cause: err,
+        }),
       )
       return 'crash'
     }

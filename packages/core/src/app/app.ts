@@ -14,7 +14,7 @@ import type { PageHandler, WebOptions } from '../web/page.js'
 import type { RoutePattern } from '../web/route.js'
 import { parseRoute, splitPath } from '../web/route.js'
 import type { Clock } from './clock.js'
-import type { LogLevel, Logger } from './logger.js'
+import type { Logger, LogLevel } from './logger.js'
 import { consoleLogger } from './logger.js'
 import type { CrontabOptions, TimerOptions } from './schedule.js'
 import { parseCron } from './schedule.js'
@@ -120,13 +120,20 @@ export class App {
         throw new ConfigurationError(`App ${options.id}: ${k} must be a positive integer (got ${v})`)
       }
     }
-    if (options.processingGuarantee && !['at_least_once', 'exactly_once'].includes(options.processingGuarantee)) {
-      throw new ConfigurationError(`App ${options.id}: processingGuarantee must be 'at_least_once' or 'exactly_once'`)
+    if (
+      options.processingGuarantee &&
+      !['at_least_once', 'exactly_once'].includes(options.processingGuarantee)
+    ) {
+      throw new ConfigurationError(
+        `App ${options.id}: processingGuarantee must be 'at_least_once' or 'exactly_once'`,
+      )
     }
     this.id = options.id
     this.options = options
     this.logger =
-      typeof options.logger === 'object' ? options.logger : consoleLogger(options.logger ?? 'info', options.id)
+      typeof options.logger === 'object'
+        ? options.logger
+        : consoleLogger(options.logger ?? 'info', options.id)
     this.sensors = new SensorSet({ onSensorError: (err) => this.logger.warn('sensor failed', { err }) })
     this.monitor = new Monitor()
     this.sensors.add(this.monitor)
@@ -175,7 +182,8 @@ export class App {
 
   /** Declares a table backed by the changelog topic `<id>-<name>-changelog`. */
   table<K = string, V = unknown>(name: string, options: TableOptions<K, V> = {}): Table<K, V> {
-    if (this.tables.some((t) => t.name === name)) throw new ConfigurationError(`table ${name} is already declared`)
+    if (this.tables.some((t) => t.name === name))
+      throw new ConfigurationError(`table ${name} is already declared`)
     this.assertNotStarted(`table ${name}`)
     const t = new Table<K, V>(name, options, this)
     this.tables.push(t)
@@ -207,11 +215,14 @@ export class App {
    * (`/`, `/health`, `/stats`, `/agents`, `/topics`, `/tables`) are reserved.
    */
   page(path: string, handler: PageHandler): void {
-    if (typeof handler !== 'function') throw new ConfigurationError(`app.page(${JSON.stringify(path)}, handler): handler must be a function`)
+    if (typeof handler !== 'function')
+      throw new ConfigurationError(`app.page(${JSON.stringify(path)}, handler): handler must be a function`)
     const route = parseRoute(path)
     const first = splitPath(path)[0]
     if (first === undefined || RESERVED_PAGE_ROOTS.has(first)) {
-      throw new ConfigurationError(`app.page: ${path} is reserved for the built-in pages; choose another path`)
+      throw new ConfigurationError(
+        `app.page: ${path} is reserved for the built-in pages; choose another path`,
+      )
     }
     if (this.pages.some((p) => p.route.pattern === route.pattern)) {
       throw new ConfigurationError(`app.page: ${path} is already declared`)

@@ -18,7 +18,9 @@ export function consoleLogger(level: LogLevel = 'info', name = 'mephisto'): Logg
     (msg: string, fields?: Record<string, unknown>): void => {
       if (order[lvl] < min) return
       const extra = fields && Object.keys(fields).length ? ` ${safeJson(fields)}` : ''
-      process.stderr.write(`${new Date().toISOString()} ${lvl.toUpperCase().padEnd(5)} [${name}] ${msg}${extra}\n`)
+      process.stderr.write(
+        `${new Date().toISOString()} ${lvl.toUpperCase().padEnd(5)} [${name}] ${msg}${extra}\n`,
+      )
     }
   return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') }
 }

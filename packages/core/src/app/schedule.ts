@@ -19,7 +19,9 @@ export function parseCron(expr: string, timezone = 'UTC'): Cron {
   try {
     return new Cron(expr, { timezone, paused: true })
   } catch (cause) {
-    throw new ConfigurationError(`invalid crontab ${JSON.stringify(expr)}: ${(cause as Error).message}`, { cause })
+    throw new ConfigurationError(`invalid crontab ${JSON.stringify(expr)}: ${(cause as Error).message}`, {
+      cause,
+    })
   }
 }
 

@@ -94,7 +94,10 @@ export class Worker {
   private consumer: TransportConsumer | undefined
   private readonly agents = new Map<Agent<any, any, any>, AgentRuntime>()
   private readonly subscriptions = new Map<string, Subscription>()
-  private readonly trackers = new Map<string, OffsetTracker & { tp: TopicPartition; committed: number; revoked: boolean }>()
+  private readonly trackers = new Map<
+    string,
+    OffsetTracker & { tp: TopicPartition; committed: number; revoked: boolean }
+  >()
   private readonly tableStates = new Map<Table<any, any>, TableState<any, any>>()
   private readonly internalTopics = new Map<string, Topic<any, any>>()
   private readonly asks = new Map<string, PendingAsk>()
@@ -182,7 +185,9 @@ export class Worker {
     await this.transport.admin.ensureTopics(this.topicSpecs())
     await this.checkCopartitioning()
 
-    const topics = [...this.subscriptions.values()].filter((s) => s.topic instanceof Topic).map((s) => s.topic.name)
+    const topics = [...this.subscriptions.values()]
+      .filter((s) => s.topic instanceof Topic)
+      .map((s) => s.topic.name)
     this.subscribed = true
     if (topics.length > 0) {
       topics.push(this.leaderTopic)
@@ -213,11 +218,19 @@ export class Worker {
     this.keepAlive = setInterval(() => {}, 1 << 30)
     this.scheduleCommit()
     for (const t of app.timers) {
-      this.scheduler.every(t.ms, t.options.name ?? `timer(${t.ms}ms)`, this.leaderGate(t.fn, t.options.onLeader))
+      this.scheduler.every(
+        t.ms,
+        t.options.name ?? `timer(${t.ms}ms)`,
+        this.leaderGate(t.fn, t.options.onLeader),
+      )
     }
     for (const c of app.crontabs) {
       const cron = parseCron(c.expr, c.options.timezone)
-      this.scheduler.cron(cron, c.options.name ?? `crontab(${c.expr})`, this.leaderGate(c.fn, c.options.onLeader))
+      this.scheduler.cron(
+        cron,
+        c.options.name ?? `crontab(${c.expr})`,
+        this.leaderGate(c.fn, c.options.onLeader),
+      )
     }
     for (const t of app.tables) {
       for (const w of t.windows) {
@@ -226,9 +239,13 @@ export class Worker {
         this.scheduler.every(every, `windows(${t.name})`, () => w.expire())
       }
     }
-    const standbys = [...this.tableStates.values()].filter((ts) => (ts.table.options.standbyReplicas ?? 0) > 0)
+    const standbys = [...this.tableStates.values()].filter(
+      (ts) => (ts.table.options.standbyReplicas ?? 0) > 0,
+    )
     if (standbys.length > 0 && this.consumer) {
-      this.scheduler.every(this.app.options.standbyIntervalMs ?? 1000, 'standby replicas', () => this.followStandbys(standbys))
+      this.scheduler.every(this.app.options.standbyIntervalMs ?? 1000, 'standby replicas', () =>
+        this.followStandbys(standbys),
+      )
     }
     for (const task of app.tasks) void this.runJob(task.name || 'task', task)
     this.logger.info(`worker ready`, {
@@ -263,7 +280,8 @@ export class Worker {
     for (const rt of this.agents.values()) rt.close()
     const drain = this.app.options.drainTimeoutMs ?? 30_000
     for (const rt of this.agents.values()) {
-      if (!(await rt.join(drain))) this.logger.warn(`agent ${rt.agent.name} did not finish within ${drain} ms`)
+      if (!(await rt.join(drain)))
+        this.logger.warn(`agent ${rt.agent.name} did not finish within ${drain} ms`)
     }
     await this.commit()
     for (const ask of this.asks.values()) {
@@ -311,7 +329,11 @@ export class Worker {
   // ---------------------------------------------------------------- topics and subscriptions
 
   /** @internal */
-  addSubscriber(topic: Topic<any, any> | Channel<any, any>, agent: AgentRuntime, queue: EventQueue<StreamEvent<any, any>>): void {
+  addSubscriber(
+    topic: Topic<any, any> | Channel<any, any>,
+    agent: AgentRuntime,
+    queue: EventQueue<StreamEvent<any, any>>,
+  ): void {
     let sub = this.subscriptions.get(topic.name)
     if (!sub) this.subscriptions.set(topic.name, (sub = { topic, subscribers: [] }))
     sub.subscribers.push({ agent, queue })
@@ -323,12 +345,16 @@ export class Worker {
     let t = this.internalTopics.get(name)
     if (!t) {
       const source = agent.source
-      t = new Topic(name, {
-        key: spec.key ?? groupKeyCodec,
-        value: source instanceof Topic ? source.valueCodec : json(),
-        partitions: spec.partitions ?? this.app.topicPartitions,
-        internal: true,
-      }, this.app)
+      t = new Topic(
+        name,
+        {
+          key: spec.key ?? groupKeyCodec,
+          value: source instanceof Topic ? source.valueCodec : json(),
+          partitions: spec.partitions ?? this.app.topicPartitions,
+          internal: true,
+        },
+        this.app,
+      )
       this.internalTopics.set(name, t)
     }
     return t
@@ -402,7 +428,8 @@ export class Worker {
         for (const p of partitions) {
           if (p < ts.table.partitions && !ts.owns(p)) {
             const { replayed } = await ts.recover(this.transport, p)
-            if (replayed > 0) this.logger.info(`recovered table ${ts.table.name}[${p}]`, { records: replayed })
+            if (replayed > 0)
+              this.logger.info(`recovered table ${ts.table.name}[${p}]`, { records: replayed })
           }
         }
       }
@@ -439,7 +466,9 @@ export class Worker {
       for (const k of revoked) inFlight += Math.max(0, this.trackers.get(k)?.inFlight ?? 0)
       if (inFlight === 0 || this.state === 'crashed') break
       if (Date.now() > deadline) {
-        this.logger.warn(`rebalance: ${inFlight} event(s) still in progress after the drain timeout; committing what is done`)
+        this.logger.warn(
+          `rebalance: ${inFlight} event(s) still in progress after the drain timeout; committing what is done`,
+        )
         break
       }
       await new Promise((r) => setTimeout(r, 5))
@@ -449,7 +478,9 @@ export class Worker {
     } catch (err) {
       // Lost partitions refuse commits (the group moved on): their events are redelivered to
       // the next owner. Release them all the same, or every later commit would fail on them.
-      this.logger.warn('rebalance: the commit of revoked partitions failed; they will be redelivered', { err })
+      this.logger.warn('rebalance: the commit of revoked partitions failed; they will be redelivered', {
+        err,
+      })
     } finally {
       for (const k of revoked) this.trackers.delete(k)
       // Release table partitions no topic of ours is assigned any more.
@@ -536,7 +567,12 @@ export class Worker {
   eventIn(agent: string, e: StreamEvent<any, any>): void {
     const root = e.root
     root.stream = agent
-    root.sensorState = this.sensors.onStreamEventIn({ stream: agent, topic: e.topic, partition: e.partition, offset: e.offset })
+    root.sensorState = this.sensors.onStreamEventIn({
+      stream: agent,
+      topic: e.topic,
+      partition: e.partition,
+      offset: e.offset,
+    })
   }
 
   // ---------------------------------------------------------------- producing
@@ -560,7 +596,9 @@ export class Worker {
       if (message.key !== undefined && message.key !== null) key = target.keyCodec.encode(message.key)
       if (message.value !== null) value = target.valueCodec.encode(message.value)
     } catch (cause) {
-      throw new EncodeError(`cannot encode the message for ${target.name}: ${(cause as Error).message}`, { cause })
+      throw new EncodeError(`cannot encode the message for ${target.name}: ${(cause as Error).message}`, {
+        cause,
+      })
     }
     const record = {
       topic: target.name,
@@ -586,14 +624,27 @@ export class Worker {
     }
   }
 
-  private async sendToChannel(channel: Channel<any, any>, message: Message<any, any>): Promise<RecordMetadata> {
+  private async sendToChannel(
+    channel: Channel<any, any>,
+    message: Message<any, any>,
+  ): Promise<RecordMetadata> {
     const sub = this.subscriptions.get(channel.name)
     const offset = this.channelOffsets.get(channel.name) ?? 0
     this.channelOffsets.set(channel.name, offset + 1)
     const headers = toHeaders(message.headers)
     const ts = message.timestamp ?? this.clock.now()
     for (const s of sub?.subscribers ?? []) {
-      const e = new StreamEvent(message.key ?? null, message.value, headers, channel.name, 0, offset, ts, undefined, this.onAck)
+      const e = new StreamEvent(
+        message.key ?? null,
+        message.value,
+        headers,
+        channel.name,
+        0,
+        offset,
+        ts,
+        undefined,
+        this.onAck,
+      )
       e.origin = s.queue
       const wait = s.queue.push(e)
       if (wait) await wait
@@ -692,13 +743,19 @@ export class Worker {
     const n = (this.deadLettered.get(dlq) ?? 0) + 1
     this.deadLettered.set(dlq, n)
     const log = n <= 10 || n % 1000 === 0 ? this.logger.warn : this.logger.debug
-    log.call(this.logger, `dead-lettered ${r.topic}[${r.partition}]@${r.offset} to ${dlq} (${n} so far): ${message}`, { code })
+    log.call(
+      this.logger,
+      `dead-lettered ${r.topic}[${r.partition}]@${r.offset} to ${dlq} (${n} so far): ${message}`,
+      { code },
+    )
     this.sensors.onDlq({ topic: r.topic, partition: r.partition, offset: r.offset }, dlq, code)
   }
 
   /** @internal */
   skipped(agent: Agent<any, any, any>, event: StreamEvent<any, any>, err: unknown): void {
-    this.logger.warn(`agent ${agent.name} skipped ${event.topic}[${event.partition}]@${event.offset}`, { err })
+    this.logger.warn(`agent ${agent.name} skipped ${event.topic}[${event.partition}]@${event.offset}`, {
+      err,
+    })
     this.sensors.onSkip(agent.name, err)
   }
 
@@ -757,7 +814,8 @@ export class Worker {
     if (this.state === 'crashed' || this.state === 'stopped') return
     const offsets: CommitOffset[] = []
     for (const t of this.trackers.values()) {
-      if (t.committable > t.committed) offsets.push({ topic: t.tp.topic, partition: t.tp.partition, offset: t.committable })
+      if (t.committable > t.committed)
+        offsets.push({ topic: t.tp.topic, partition: t.tp.partition, offset: t.committable })
     }
     const changelog = []
     for (const ts of this.tableStates.values()) changelog.push(...ts.beginCommit())
@@ -791,7 +849,9 @@ export class Worker {
       for (const ts of this.tableStates.values()) ts.abortCommit()
       if (this.dead) return
       this.logger.error('commit failed; it is retried at the next interval', { err })
-      throw new MephistoError('COMMIT_FAILED', `commit failed: ${(err as Error)?.message ?? err}`, { cause: err })
+      throw new MephistoError('COMMIT_FAILED', `commit failed: ${(err as Error)?.message ?? err}`, {
+        cause: err,
+      })
     }
   }
 

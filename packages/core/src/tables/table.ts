@@ -1,9 +1,9 @@
 import { actorContext } from '../agents/context.js'
 import { ConfigurationError, MephistoError, NoEventContextError } from '../errors.js'
+import type { Store } from '../stores/store.js'
 import type { Codec, CodecLike } from '../topics/codec.js'
 import { json, resolveCodec, string } from '../topics/codec.js'
 import { murmur2 } from '../transport/partitioner.js'
-import type { Store } from '../stores/store.js'
 import type { TableState } from './tableState.js'
 import type { Window, WindowOptions } from './windowed.js'
 import { WindowedTable } from './windowed.js'
@@ -62,9 +62,14 @@ export class Table<K = string, V = unknown> {
     /** @internal */ readonly host: TableHost,
   ) {
     if (!/^[a-zA-Z0-9._-]{1,200}$/.test(name)) {
-      throw new ConfigurationError(`invalid table name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-'`)
+      throw new ConfigurationError(
+        `invalid table name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-'`,
+      )
     }
-    if (options.partitions !== undefined && !(Number.isInteger(options.partitions) && options.partitions > 0)) {
+    if (
+      options.partitions !== undefined &&
+      !(Number.isInteger(options.partitions) && options.partitions > 0)
+    ) {
       throw new ConfigurationError(`table ${name}: partitions must be a positive integer`)
     }
     this.stringKeys = options.key === undefined || options.key === (string() as unknown)
@@ -163,7 +168,9 @@ export class Table<K = string, V = unknown> {
   storageKey(key: K): string {
     if (this.stringKeys) {
       if (typeof key !== 'string') {
-        throw new TypeError(`table ${this.name} has string keys, got ${typeof key}; pass { key: json() } for other keys`)
+        throw new TypeError(
+          `table ${this.name} has string keys, got ${typeof key}; pass { key: json() } for other keys`,
+        )
       }
       return key
     }

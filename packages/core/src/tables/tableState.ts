@@ -150,7 +150,9 @@ export class TableState<K, V> {
    */
   async follow(transport: Transport, partition: number): Promise<number> {
     if (this.owned.has(partition)) return 0
-    return this.exclusive(partition, async () => (this.owned.has(partition) ? 0 : this.catchUp(transport, partition, false)))
+    return this.exclusive(partition, async () =>
+      this.owned.has(partition) ? 0 : this.catchUp(transport, partition, false),
+    )
   }
 
   private async catchUp(transport: Transport, partition: number, report: boolean): Promise<number> {
@@ -179,7 +181,8 @@ export class TableState<K, V> {
       const last = records[records.length - 1]
       if (last) await this.store.write(partition, batch, last.offset)
       replayed += records.length
-      if (report) this.sensors.onRecoveryProgress(this.table.name, partition, Math.min(replayed, total), total)
+      if (report)
+        this.sensors.onRecoveryProgress(this.table.name, partition, Math.min(replayed, total), total)
     })
     return replayed
   }

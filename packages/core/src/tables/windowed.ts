@@ -45,7 +45,8 @@ export class WindowedTable<K, V> {
     if (!(sizeMs > 0) || !(stepMs > 0) || !Number.isInteger(sizeMs) || !Number.isInteger(stepMs)) {
       throw new ConfigurationError(`table ${table.name}: window size and step must be positive integers (ms)`)
     }
-    if (stepMs > sizeMs) throw new ConfigurationError(`table ${table.name}: a hopping step cannot exceed the size`)
+    if (stepMs > sizeMs)
+      throw new ConfigurationError(`table ${table.name}: a hopping step cannot exceed the size`)
     if (!(expiresMs >= 0)) throw new ConfigurationError(`table ${table.name}: expiresMs must be >= 0`)
   }
 

@@ -68,7 +68,11 @@ function isStandardSchema(x: unknown): x is StandardSchemaV1<unknown, unknown> {
  * Resolves a codec-like into a codec that raises {@link DecodeError} with a clear message.
  * Standard Schema validation must be synchronous: a stream decodes on its hot path.
  */
-export function resolveCodec<T>(codec: CodecLike<T> | undefined, fallback: Codec<T>, field: 'key' | 'value'): Codec<T> {
+export function resolveCodec<T>(
+  codec: CodecLike<T> | undefined,
+  fallback: Codec<T>,
+  field: 'key' | 'value',
+): Codec<T> {
   if (codec === undefined) return wrapDecode(fallback, field)
   if (isStandardSchema(codec)) return schemaCodec(codec, field)
   if (typeof codec.encode !== 'function' || typeof codec.decode !== 'function') {
@@ -85,9 +89,14 @@ function wrapDecode<T>(codec: Codec<T>, field: 'key' | 'value'): Codec<T> {
         return codec.decode(bytes)
       } catch (cause) {
         if (cause instanceof DecodeError) throw cause
-        throw new DecodeError('DECODE', field, `cannot decode ${field}: ${(cause as Error)?.message ?? cause}`, {
-          cause,
-        })
+        throw new DecodeError(
+          'DECODE',
+          field,
+          `cannot decode ${field}: ${(cause as Error)?.message ?? cause}`,
+          {
+            cause,
+          },
+        )
       }
     },
   }
@@ -97,7 +106,11 @@ function schemaCodec<T>(schema: StandardSchemaV1<unknown, T>, field: 'key' | 'va
   const validate = (value: unknown): T => {
     const result = schema['~standard'].validate(value)
     if (result instanceof Promise) {
-      throw new DecodeError('SCHEMA_VALIDATION', field, `${field} schema validates asynchronously; use a synchronous schema`)
+      throw new DecodeError(
+        'SCHEMA_VALIDATION',
+        field,
+        `${field} schema validates asynchronously; use a synchronous schema`,
+      )
     }
     if (result.issues) {
       const issues = result.issues.map((i) => ({
@@ -123,7 +136,9 @@ function schemaCodec<T>(schema: StandardSchemaV1<unknown, T>, field: 'key' | 'va
       try {
         parsed = JSON.parse(bytes.toString('utf8'))
       } catch (cause) {
-        throw new DecodeError('DECODE', field, `cannot decode ${field}: ${(cause as Error).message}`, { cause })
+        throw new DecodeError('DECODE', field, `cannot decode ${field}: ${(cause as Error).message}`, {
+          cause,
+        })
       }
       return validate(parsed)
     },

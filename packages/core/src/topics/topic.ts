@@ -31,7 +31,11 @@ export interface TopicOptions<K, V> {
 
 /** How a topic or channel reaches the running app. Implemented by the app. */
 export interface TopicSender {
-  sendTo(topic: Topic<any, any> | Channel<any>, message: Message<any, any>, wait: boolean): Promise<RecordMetadata | undefined>
+  sendTo(
+    topic: Topic<any, any> | Channel<any>,
+    message: Message<any, any>,
+    wait: boolean,
+  ): Promise<RecordMetadata | undefined>
 }
 
 /** A Kafka topic (or a memory-broker topic) with typed keys and values. */

@@ -67,27 +67,31 @@ describeKafka('the hit counter on Kafka at scale and under failover', () => {
     await staying.app.stop()
   }, 120_000)
 
-  it.skipIf(!kafkaLocalDir())('a broker stopped and restarted mid-run loses nothing', async () => {
-    const id = uniqueName('broker-restart')
-    created.push(id)
-    const topic = `${id}-hit_count`
-    const w = hitCounter(id, topic)
-    await w.app.start()
-    const first = events(3_000, 31)
-    await produce(id, topic, first)
-    expect(await waitForTable(w.counts, expected(first), 60_000)).toEqual(expected(first))
-    const dir = kafkaLocalDir()
-    execFileSync('bash', [script, 'stop-node', '1', '--dir', dir], { stdio: 'ignore', timeout: 60_000 })
-    await new Promise((r) => setTimeout(r, 3000))
-    execFileSync('bash', [script, 'start-node', '1', '--dir', dir], { stdio: 'ignore', timeout: 120_000 })
-    const second = events(3_000, 32)
-    await produce(id, topic, second)
-    const want = expected([...first, ...second])
-    const got = await waitForTable(w.counts, want, 90_000)
-    // At-least-once: a retry after the outage may count an event twice, never lose one.
-    for (const [user, n] of want) expect(got.get(user) ?? 0).toBeGreaterThanOrEqual(n)
-    const extra = [...got].reduce((s, [u, n]) => s + n - (want.get(u) ?? 0), 0)
-    process.stderr.write(`[broker restart] duplicates counted: ${extra}\n`)
-    await w.app.stop()
-  }, 240_000)
+  it.skipIf(!kafkaLocalDir())(
+    'a broker stopped and restarted mid-run loses nothing',
+    async () => {
+      const id = uniqueName('broker-restart')
+      created.push(id)
+      const topic = `${id}-hit_count`
+      const w = hitCounter(id, topic)
+      await w.app.start()
+      const first = events(3_000, 31)
+      await produce(id, topic, first)
+      expect(await waitForTable(w.counts, expected(first), 60_000)).toEqual(expected(first))
+      const dir = kafkaLocalDir()
+      execFileSync('bash', [script, 'stop-node', '1', '--dir', dir], { stdio: 'ignore', timeout: 60_000 })
+      await new Promise((r) => setTimeout(r, 3000))
+      execFileSync('bash', [script, 'start-node', '1', '--dir', dir], { stdio: 'ignore', timeout: 120_000 })
+      const second = events(3_000, 32)
+      await produce(id, topic, second)
+      const want = expected([...first, ...second])
+      const got = await waitForTable(w.counts, want, 90_000)
+      // At-least-once: a retry after the outage may count an event twice, never lose one.
+      for (const [user, n] of want) expect(got.get(user) ?? 0).toBeGreaterThanOrEqual(n)
+      const extra = [...got].reduce((s, [u, n]) => s + n - (want.get(u) ?? 0), 0)
+      process.stderr.write(`[broker restart] duplicates counted: ${extra}\n`)
+      await w.app.stop()
+    },
+    240_000,
+  )
 })

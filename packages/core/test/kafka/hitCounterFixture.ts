@@ -77,4 +77,3 @@ export async function waitForTable(
     await new Promise((r) => setTimeout(r, 100))
   }
 }
-

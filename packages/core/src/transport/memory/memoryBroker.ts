@@ -392,7 +392,6 @@ class Member implements GroupMember {
     } catch {}
   }
 
-
   /** The rebalance has taken every partition away: the member is out. */
   markGone(): void {
     this.state = 'left'
