@@ -94,7 +94,7 @@ const reports = mkdtempSync(join(tmpdir(), 'mephisto-test-reports-'))
 try {
   startBroker()
   env.MEPHISTO_TEST_REPORT_DIR = reports
-  const turbo = spawnSync('npx', ['turbo', 'run', 'test', '--concurrency=1', ...extra], {
+  const turbo = spawnSync('npx', ['turbo', 'run', 'test', '--concurrency=1', '--continue', ...extra], {
     cwd: root,
     env,
     stdio: 'inherit',
