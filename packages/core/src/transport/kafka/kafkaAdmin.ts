@@ -126,16 +126,23 @@ export class KafkaAdmin implements TransportAdmin {
 
   /** Low and high watermark of every partition. */
   private async topicOffsets(topic: string): Promise<{ partition: number; low: string; high: string }[]> {
-    try {
-      return await this.admin.fetchTopicOffsets(topic)
-    } catch (error) {
-      if (isUnknownTopic(error)) {
-        throw new BrokerError(
-          `Topic "${topic}" does not exist on ${this.url}. Create it first (admin.ensureTopics).`,
-          { cause: error },
-        )
+    const deadline = Date.now() + LEADER_WAIT_MS
+    for (;;) {
+      try {
+        return await this.admin.fetchTopicOffsets(topic)
+      } catch (error) {
+        if (isUnknownTopic(error)) {
+          throw new BrokerError(
+            `Topic "${topic}" does not exist on ${this.url}. Create it first (admin.ensureTopics).`,
+            { cause: error },
+          )
+        }
+        // A partition created a moment ago may not serve yet (another worker created it and we did
+        // not wait for its leader, or the broker is still taking leadership); kafkajs gives up at once.
+        if (!isLeaderNotReady(error) || Date.now() > deadline)
+          throw this.wrap(`read the offsets of topic "${topic}"`, error)
+        await new Promise((r) => setTimeout(r, 100))
       }
-      throw this.wrap(`read the offsets of topic "${topic}"`, error)
     }
   }
 
@@ -192,4 +199,8 @@ export function isUnknownTopic(error: unknown): boolean {
 
 function isLeaderNotAvailable(error: unknown): boolean {
   return typeOf(error) === 'LEADER_NOT_AVAILABLE'
+}
+
+function isLeaderNotReady(error: unknown): boolean {
+  return isLeaderNotAvailable(error) || typeOf(error) === 'NOT_LEADER_FOR_PARTITION'
 }
