@@ -1,4 +1,4 @@
-import type { Store } from '@mephisto/core'
+import type { ProcessingGuarantee, Store } from '@mephisto/core'
 import { App } from '@mephisto/core'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import { monitorFromEnv, storeFromEnv } from './plugins.js'
@@ -42,6 +42,8 @@ export interface HitCounterOptions {
   hitsTopic?: string
   /** The internal topic between the two agents. Default: $HIT_COUNTER_COUNT_TOPIC or `count_topic`. */
   countTopic?: string
+  /** Default: $MEPHISTO_PROCESSING_GUARANTEE, else `at_least_once`. */
+  processingGuarantee?: ProcessingGuarantee
 }
 
 /** Per-user counts per minute, kept for an hour after each minute ends. */
@@ -59,6 +61,10 @@ export function createHitCounter(options: HitCounterOptions = {}) {
     broker: options.broker ?? env.KAFKA_BROKERS ?? 'memory://',
     store: options.store ?? 'memory://',
     logger: (env.LOG_LEVEL as 'info' | undefined) ?? 'info',
+    processingGuarantee:
+      options.processingGuarantee ??
+      (env.MEPHISTO_PROCESSING_GUARANTEE as ProcessingGuarantee | undefined) ??
+      'at_least_once',
   })
 
   const hits = app.topic<string, Hit>(options.hitsTopic ?? env.HIT_COUNTER_TOPIC ?? 'hit_count', {
