@@ -19,6 +19,8 @@ export const ErrorCodes = [
   'COMMIT_FAILED',
   'RECOVERY_FAILED',
   'PRODUCER',
+  'TRANSACTION',
+  'FENCED',
 ] as const
 
 export type ErrorCode = (typeof ErrorCodes)[number]
@@ -81,5 +83,16 @@ export class NoEventContextError extends MephistoError {
 export class BrokerError extends MephistoError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('BROKER', message, options)
+  }
+}
+
+/**
+ * An exactly-once transaction failed: nothing of it is visible to read-committed readers. With
+ * code `FENCED`, a newer producer with the same transactional id exists (this worker is a zombie
+ * whose partitions were given to another worker).
+ */
+export class TransactionError extends MephistoError {
+  constructor(code: 'TRANSACTION' | 'FENCED', message: string, options?: { cause?: unknown }) {
+    super(code, message, options)
   }
 }

@@ -20,6 +20,7 @@ export {
   MephistoError,
   NoEventContextError,
   NotReadyError,
+  TransactionError,
 } from './errors.js'
 export type { LatencyStats, MonitorOptions, MonitorSnapshot, PartitionSnapshot } from './sensors/monitor.js'
 export { Monitor } from './sensors/monitor.js'
@@ -56,6 +57,7 @@ export type {
   RecordMetadata,
   TopicPartition,
   TopicSpec,
+  TransactionalProducer,
   Transport,
   TransportAdmin,
   TransportConsumer,

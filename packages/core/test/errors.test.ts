@@ -328,6 +328,8 @@ describe('MephistoError', () => {
       'COMMIT_FAILED',
       'RECOVERY_FAILED',
       'PRODUCER',
+      'TRANSACTION',
+      'FENCED',
     ])
   })
 

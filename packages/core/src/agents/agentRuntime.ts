@@ -118,8 +118,7 @@ export class AgentRuntime {
       this.privateQueues.set(topic.name, q)
       this.worker.addSubscriber(topic, this, q)
     }
-    const queue = q
-    return () => queue.take()
+    return this.worker.pullFrom(q)
   }
 
   private spawn(key: string, name: string, loop: (context: ActorContext) => Promise<void>): void {
@@ -150,7 +149,7 @@ export class AgentRuntime {
 
   private async runActor(index: number): Promise<void> {
     const ctx: ActorContext = { event: undefined, held: [], agent: this.agent.name }
-    const pull: Pull = () => this.queue.take()
+    const pull: Pull = this.worker.pullFrom(this.queue)
     this.contexts.add(ctx)
     await actorContext.run(ctx, async () => {
       while (!this.stopped) {
@@ -209,6 +208,7 @@ export class AgentRuntime {
       for (let i = held.length - 1; i >= 0; i--) {
         const root = held[i]!.root
         this.attempts.set(root, attempt)
+        this.worker.handBack(root)
         const origin = root.origin ?? this.queue
         origin.unshift(root)
       }

@@ -248,6 +248,8 @@ export class App {
     if (this.worker && this.worker.state !== 'stopped' && this.worker.state !== 'crashed') {
       throw new ConfigurationError(`app ${this.id} is already started`)
     }
+    this.stopRequested = false
+    this.startOverrides = overrides
     const worker = new Worker(this, overrides)
     this.worker = worker
     try {
@@ -260,12 +262,54 @@ export class App {
 
   /** Stops fetching, lets events in progress finish, flushes, commits and leaves the group. */
   async stop(): Promise<void> {
+    this.stopRequested = true
     await this.worker?.stop()
   }
 
   /** @internal Stops at once without committing (the testkit's crash). */
   async abort(reason?: unknown): Promise<void> {
+    this.stopRequested = true
     await this.worker?.abort(reason)
+  }
+
+  /** @internal True while a worker is being replaced after a failed transaction. */
+  restarting = false
+  private stopRequested = false
+  private startOverrides: StartOptions = {}
+  private restarts: number[] = []
+
+  /**
+   * @internal Exactly-once: a transaction of `worker` failed. Aborts it (what was not committed
+   * is dropped, as in a crash) and starts a new worker after a backoff, which recovers the
+   * tables from the committed changelogs. More than 10 restarts in 5 minutes is not a transient
+   * fault: the app then stays crashed (the CLI exits 1) with the last error.
+   */
+  async restartAfter(worker: Worker, reason: unknown): Promise<void> {
+    if (this.worker !== worker || this.restarting) return
+    this.restarting = true
+    try {
+      await worker.abort(reason)
+      if (this.stopRequested) return
+      const now = Date.now()
+      this.restarts = this.restarts.filter((t) => now - t < 5 * 60_000)
+      this.restarts.push(now)
+      if (this.restarts.length > 10) {
+        this.logger.error(
+          `app ${this.id}: ${this.restarts.length} restarts after failed transactions in 5 minutes; giving up`,
+          { err: reason },
+        )
+        return
+      }
+      const backoff = Math.min(30_000, 250 * 2 ** (this.restarts.length - 1))
+      await new Promise((r) => setTimeout(r, backoff))
+      if (this.stopRequested || this.worker !== worker) return
+      this.logger.warn(`app ${this.id}: starting a new worker (restart ${this.restarts.length} in 5 minutes)`)
+      await this.start(this.startOverrides)
+    } catch (err) {
+      this.logger.error(`app ${this.id}: the new worker failed to start`, { err })
+    } finally {
+      this.restarting = false
+    }
   }
 
   /** @internal */

@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto'
 import type { Agent } from '../agents/agent.js'
 import { AgentRuntime } from '../agents/agentRuntime.js'
 import type { ActorContext } from '../agents/context.js'
-import { ConfigurationError, EncodeError, MephistoError, NotReadyError } from '../errors.js'
+import { actorContext } from '../agents/context.js'
+import { ConfigurationError, EncodeError, MephistoError, NotReadyError, TransactionError } from '../errors.js'
 import type { SensorSet, SensorStates } from '../sensors/sensorSet.js'
 import { memoryStore } from '../stores/memoryStore.js'
 import type { Store, TableStore } from '../stores/store.js'
 import { StreamEvent } from '../streams/event.js'
 import type { EventQueue } from '../streams/eventQueue.js'
-import type { RepartitionSpec } from '../streams/stream.js'
+import type { Pull, RepartitionSpec } from '../streams/stream.js'
 import type { Table } from '../tables/table.js'
 import { TableState } from '../tables/tableState.js'
 import type { Codec } from '../topics/codec.js'
@@ -18,11 +19,13 @@ import { Channel, Topic, toHeaders } from '../topics/topic.js'
 import { createTransport } from '../transport/createTransport.js'
 import type {
   CommitOffset,
+  OutgoingRecord,
   RawRecord,
   RecordBatch,
   RecordMetadata,
   TopicPartition,
   TopicSpec,
+  TransactionalProducer,
   Transport,
   TransportConsumer,
   TransportProducer,
@@ -112,6 +115,24 @@ export class Worker {
   private keepAlive: NodeJS.Timeout | undefined
   private leader = false
   private crashError: unknown
+  /** processingGuarantee 'exactly_once': outputs, changelogs and offsets commit in transactions. */
+  readonly exactlyOnce: boolean
+  /**
+   * Exactly-once: the transaction unit is a partition number. The co-partitioning assignment gives
+   * partition p of every subscribed topic to one worker, and table partition p is written by the
+   * events of those partitions only, so one transaction per p covers a table shard, the offsets
+   * of every topic feeding it and the outputs of their events.
+   */
+  private readonly txProducers = new Map<number, TransactionalProducer>()
+  /** Exactly-once: outputs of events, by partition number, waiting for the next transaction. */
+  private txOutputs = new Map<number, OutgoingRecord[]>()
+  private txBuffered = 0
+  /** Exactly-once: events handed to actors and not yet acked; a commit snapshots at zero. */
+  private handedOut = 0
+  /** Exactly-once: closed while a commit waits for the actors to finish their events. */
+  private gate: Promise<void> | undefined
+  private quiesced: (() => void) | undefined
+  private lastQuiesceWarning = 0
   /** True once the consumer subscribed: no more topics can be added. */
   subscribed = false
   /** The web server, when enabled; it listens from the start of `start()`, so `/health` answers 503 while recovering. */
@@ -125,6 +146,7 @@ export class Worker {
     this.logger = app.logger
     this.sensors = app.sensors
     this.transport = overrides.transport ?? createTransport(app.options.broker ?? 'memory://', app.options)
+    this.exactlyOnce = app.options.processingGuarantee === 'exactly_once'
     const store = overrides.store ?? app.options.store ?? 'memory://'
     this.store = resolveStore(store)
     this.scheduler = new Scheduler(this.clock, (name, fn) => this.runJob(name, fn))
@@ -290,6 +312,7 @@ export class Worker {
     }
     this.asks.clear()
     await this.producer.close()
+    for (const p of this.txProducers.values()) await p.close()
     for (const ts of this.tableStates.values()) await ts.store.close()
     await this.transport.close()
     clearInterval(this.keepAlive)
@@ -313,7 +336,11 @@ export class Worker {
       ask.reject(new NotReadyError('the app crashed before the agent answered', { cause: reason }))
     }
     this.asks.clear()
-    await Promise.allSettled([this.consumer?.abort(), this.producer?.abort()])
+    await Promise.allSettled([
+      this.consumer?.abort(),
+      this.producer?.abort(),
+      ...[...this.txProducers.values()].map((p) => p.close()),
+    ])
     for (const ts of this.tableStates.values()) await ts.store.close().catch(() => {})
     await this.transport.close().catch(() => {})
     await this.web?.close().catch(() => {})
@@ -408,7 +435,13 @@ export class Worker {
   private async onAssign(tps: TopicPartition[]): Promise<void> {
     const state = this.sensors.onAssignmentStart(tps)
     try {
+      if (this.exactlyOnce && this.consumer) await this.fence(tps)
       const committed = this.consumer ? await this.consumer.committed(tps) : []
+      if (this.exactlyOnce && this.consumer?.seek) {
+        // Read after the fence: the previous owner's last transaction is settled by now, while
+        // the position the client resolved on joining may predate it.
+        this.consumer.seek(committed.filter((c) => c.offset >= 0 && c.topic !== this.leaderTopic))
+      }
       const committedBy = new Map(committed.map((c) => [tpKey(c.topic, c.partition), c.offset]))
       const partitions = new Set<number>()
       for (const tp of tps) {
@@ -489,6 +522,12 @@ export class Worker {
       for (const ts of this.tableStates.values()) {
         for (const p of dropped) if (ts.owns(p)) await ts.release(p)
       }
+      for (const p of dropped) {
+        const producer = this.txProducers.get(p)
+        this.txProducers.delete(p)
+        this.txOutputs.delete(p)
+        await producer?.close()
+      }
       this.sensors.onRebalanceEnd(state)
     }
   }
@@ -516,7 +555,11 @@ export class Worker {
       } catch (err) {
         const d = tracker.track(r.offset, 1)
         const dlqs = new Set(subs.map((s) => s.agent.agent))
-        for (const agent of dlqs) await this.deadLetterRaw(r, err, agent)
+        for (const agent of dlqs) {
+          // Under exactly-once this buffers synchronously, so no commit falls between it and the ack.
+          const sent = this.deadLetterRaw(r, err, agent)
+          if (sent) await sent
+        }
         tracker.ack(d)
         this.acked()
         continue
@@ -542,6 +585,10 @@ export class Worker {
         { stream: e.stream, topic: e.topic, partition: e.partition, offset: e.offset },
         e.sensorState as SensorStates,
       )
+    }
+    if (e.handedOut) {
+      e.handedOut = false
+      if (--this.handedOut === 0) this.quiesced?.()
     }
     const d = e.delivery as Delivery | undefined
     if (d) {
@@ -609,6 +656,22 @@ export class Worker {
     } as RawRecordOut
     if (message.partition !== undefined) record.partition = message.partition
     const state = this.sensors.onSendInitiated(target.name, value?.length ?? 0)
+    if (this.exactlyOnce) {
+      const group = this.transactionOf(actorContext.getStore()?.event)
+      if (group !== undefined) {
+        if (wait) {
+          const err = new ConfigurationError(
+            `sendAndWait to ${target.name} inside an agent is not available under exactly_once: the ` +
+              "record is written when the event's transaction commits, after the agent is done with it. Use send().",
+          )
+          this.sensors.onSendError(state, target.name, err)
+          throw err
+        }
+        this.bufferTransactional(group, record)
+        this.sensors.onSendCompleted(state, target.name)
+        return undefined
+      }
+    }
     try {
       if (wait) {
         const meta = await this.producer.sendAndWait(record)
@@ -676,6 +739,13 @@ export class Worker {
 
   /** @internal */
   async ask(agent: Agent<any, any, any>, message: Message<any, any>, timeoutMs: number): Promise<unknown> {
+    if (this.exactlyOnce && this.transactionOf(actorContext.getStore()?.event) !== undefined) {
+      throw new ConfigurationError(
+        `ask ${agent.name} from inside an agent is not available under exactly_once: the request is ` +
+          "written when the event's transaction commits, which waits for this agent to finish the event. " +
+          'Use send() and let the other agent answer on a topic.',
+      )
+    }
     const id = randomUUID()
     const reply = new Promise<unknown>((resolve, reject) => {
       const timer = this.clock.setTimeout(() => {
@@ -722,7 +792,7 @@ export class Worker {
     await this.deadLetterRaw(raw, err, agent)
   }
 
-  private async deadLetterRaw(r: RawRecord, err: unknown, agent: Agent<any, any, any>): Promise<void> {
+  private deadLetterRaw(r: RawRecord, err: unknown, agent: Agent<any, any, any>): Promise<void> | undefined {
     const message = (err as Error)?.message ?? String(err)
     const code = err instanceof MephistoError ? err.code : 'AGENT_FAILED'
     const headers = {
@@ -738,7 +808,17 @@ export class Worker {
       [HEADERS.failedAt]: Buffer.from(String(this.clock.now())),
     }
     const dlq = agent.dlqTopic
-    await this.producer.send({ topic: dlq, key: r.key, value: r.value, headers, timestamp: r.timestamp })
+    const record = { topic: dlq, key: r.key, value: r.value, headers, timestamp: r.timestamp }
+    const group = this.exactlyOnce ? this.transactionOfRecord(r.topic, r.partition) : undefined
+    if (group !== undefined) {
+      this.bufferTransactional(group, record)
+      this.deadLettered_(r, dlq, message, code)
+      return undefined
+    }
+    return this.producer.send(record).then(() => this.deadLettered_(r, dlq, message, code))
+  }
+
+  private deadLettered_(r: RawRecord, dlq: string, message: string, code: string): void {
     // The first few at warn, then one in a thousand: a flood of bad input must not flood the log.
     const n = (this.deadLettered.get(dlq) ?? 0) + 1
     this.deadLettered.set(dlq, n)
@@ -749,6 +829,211 @@ export class Worker {
       { code },
     )
     this.sensors.onDlq({ topic: r.topic, partition: r.partition, offset: r.offset }, dlq, code)
+  }
+
+  // ---------------------------------------------------------------- exactly-once
+
+  /** The transactional id of partition number `p`. */
+  transactionalId(p: number): string {
+    return `${this.app.id}-tx-${p}`
+  }
+
+  /**
+   * Registers a transactional producer for each newly assigned partition number. Registering
+   * fences the previous owner: its open transaction is aborted before this resolves, so the
+   * changelogs and committed offsets read next are final.
+   */
+  private async fence(tps: TopicPartition[]): Promise<void> {
+    const groups = new Set(tps.filter((tp) => tp.topic !== this.leaderTopic).map((tp) => tp.partition))
+    await Promise.all(
+      [...groups]
+        .filter((p) => !this.txProducers.has(p))
+        .map(async (p) => {
+          this.txProducers.set(p, await this.transport.transactionalProducer(this.transactionalId(p)))
+        }),
+    )
+  }
+
+  /** The transaction an event's effects belong to (its partition number), if it has one. */
+  private transactionOf(e: StreamEvent<any, any> | undefined): number | undefined {
+    const root = e?.root
+    if (root?.delivery === undefined) return undefined
+    return this.transactionOfRecord(root.topic, root.partition)
+  }
+
+  private transactionOfRecord(topic: string, partition: number): number | undefined {
+    return this.trackers.has(tpKey(topic, partition)) && this.txProducers.has(partition)
+      ? partition
+      : undefined
+  }
+
+  private bufferTransactional(group: number, record: OutgoingRecord): void {
+    let list = this.txOutputs.get(group)
+    if (!list) this.txOutputs.set(group, (list = []))
+    list.push(record)
+    if (++this.txBuffered >= (this.app.options.commitEvery ?? 10_000)) {
+      this.txBuffered = 0
+      this.requestCommit()
+    }
+  }
+
+  /**
+   * @internal The pull of an actor from `queue`. Under exactly-once it counts the events handed
+   * out, and holds new ones back while a commit waits for the actors to finish theirs.
+   */
+  pullFrom(queue: EventQueue<StreamEvent<any, any>>): Pull {
+    if (!this.exactlyOnce) return () => queue.take()
+    const handOut = (e: StreamEvent<any, any> | null): StreamEvent<any, any> | null | Promise<any> => {
+      if (e === null) return null
+      const gate = this.gate
+      if (gate) return gate.then(() => handOut(e))
+      this.handedOut++
+      e.handedOut = true
+      return e
+    }
+    return () => {
+      const got = queue.take()
+      return got instanceof Promise ? got.then(handOut) : (handOut(got) as ReturnType<Pull>)
+    }
+  }
+
+  /** @internal An event goes back to its queue unacked (a retry): it is no longer handed out. */
+  handBack(e: StreamEvent<any, any>): void {
+    if (!e.handedOut) return
+    e.handedOut = false
+    if (--this.handedOut === 0) this.quiesced?.()
+  }
+
+  /**
+   * An exactly-once commit. Holds new events back until every event handed to an actor is acked,
+   * so that the snapshot taken then (offsets, outputs, table writes) belongs to whole events only;
+   * lets the actors go on, then commits one transaction per partition number.
+   */
+  private async commitTransactions(): Promise<void> {
+    let open!: () => void
+    this.gate = new Promise<void>((resolve) => {
+      open = resolve
+    })
+    let snapshot: ReturnType<Worker['snapshotTransactions']>
+    try {
+      if (this.handedOut > 0) {
+        for (const rt of this.agents.values()) rt.flushBatches()
+        const limit = Math.max(1000, this.app.options.commitIntervalMs ?? 2800)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, limit)
+          timer.unref?.()
+          this.quiesced = () => {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+        this.quiesced = undefined
+      }
+      if (this.dead) return
+      if (this.handedOut > 0) {
+        const now = Date.now()
+        if (now - this.lastQuiesceWarning > 60_000) {
+          this.lastQuiesceWarning = now
+          this.logger.warn(
+            `exactly-once: ${this.handedOut} event(s) still in progress; the commit waits for the next interval`,
+          )
+        }
+        return
+      }
+      snapshot = this.snapshotTransactions()
+    } finally {
+      this.gate = undefined
+      open()
+    }
+    const { groups, plain } = snapshot
+    if (groups.size === 0 && plain.length === 0 && this.producer.pending() === 0) return
+    const state = this.sensors.onCommitInitiated()
+    let flushed: RecordMetadata[]
+    try {
+      // Sends outside any event (timers, pages, startup) are not part of a transaction.
+      for (const r of plain) await this.producer.send(r)
+      flushed = await this.producer.flush()
+    } catch (err) {
+      for (const ts of this.tableStates.values()) ts.abortCommit()
+      this.logger.error('the producer failed to flush; the worker stops without committing', { err })
+      void this.crash(err)
+      throw new MephistoError('PRODUCER', `flush failed: ${(err as Error)?.message ?? err}`, { cause: err })
+    }
+    const entries = [...groups]
+    const results = await Promise.allSettled(
+      entries.map(([p, g]) => {
+        const producer = this.txProducers.get(p)
+        if (!producer)
+          throw new TransactionError('TRANSACTION', `no transactional producer for partition ${p}`)
+        return producer.commit(g.records, g.offsets, this.app.id)
+      }),
+    )
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed) {
+      for (const ts of this.tableStates.values()) ts.abortCommit()
+      void this.transactionFailed(failed.reason)
+      throw failed.reason
+    }
+    const written = results.flatMap((r) => (r as PromiseFulfilledResult<RecordMetadata[]>).value)
+    for (const ts of this.tableStates.values()) await ts.completeCommit([...flushed, ...written])
+    const offsets = entries.flatMap(([, g]) => g.offsets)
+    for (const o of offsets) {
+      const t = this.trackers.get(tpKey(o.topic, o.partition))
+      if (t) t.committed = Math.max(t.committed, o.offset)
+      this.sensors.onOffsets(o, { committed: o.offset })
+    }
+    this.sensors.onCommitCompleted(state, offsets)
+  }
+
+  /** Synchronously: what each transaction commits, taken at a point where no event is half done. */
+  private snapshotTransactions(): {
+    groups: Map<number, { records: OutgoingRecord[]; offsets: CommitOffset[] }>
+    plain: OutgoingRecord[]
+  } {
+    const groups = new Map<number, { records: OutgoingRecord[]; offsets: CommitOffset[] }>()
+    const group = (p: number) => {
+      let g = groups.get(p)
+      if (!g) groups.set(p, (g = { records: [], offsets: [] }))
+      return g
+    }
+    for (const t of this.trackers.values()) {
+      if (t.committable > t.committed && this.txProducers.has(t.tp.partition))
+        group(t.tp.partition).offsets.push({
+          topic: t.tp.topic,
+          partition: t.tp.partition,
+          offset: t.committable,
+        })
+    }
+    const outputs = this.txOutputs
+    this.txOutputs = new Map()
+    this.txBuffered = 0
+    for (const [p, records] of outputs) group(p).records.push(...records)
+    const plain: OutgoingRecord[] = []
+    for (const ts of this.tableStates.values()) {
+      for (const r of ts.beginCommit()) {
+        if (r.partition !== undefined && this.txProducers.has(r.partition)) group(r.partition).records.push(r)
+        else plain.push(r)
+      }
+    }
+    return { groups, plain }
+  }
+
+  /**
+   * A transaction failed (fenced, aborted, timed out): nothing of it is visible. The worker's
+   * state past the last commit cannot be trusted, so it rolls back the way a restart does: the
+   * app aborts it and starts a new worker, which recovers the tables from the committed
+   * changelogs and reads on from the committed offsets.
+   */
+  private async transactionFailed(err: unknown): Promise<void> {
+    if (this.dead) return
+    const fenced = err instanceof MephistoError && err.code === 'FENCED'
+    this.logger.error(
+      fenced
+        ? 'exactly-once: fenced by a newer worker for the same partitions; rolling back to the last commit and rejoining'
+        : 'exactly-once: a transaction failed and was aborted; rolling back to the last commit and restarting',
+      { err },
+    )
+    await this.app.restartAfter(this, err)
   }
 
   /** @internal */
@@ -812,6 +1097,7 @@ export class Worker {
 
   private async commitOnce(): Promise<void> {
     if (this.state === 'crashed' || this.state === 'stopped') return
+    if (this.exactlyOnce && this.consumer) return this.commitTransactions()
     const offsets: CommitOffset[] = []
     for (const t of this.trackers.values()) {
       if (t.committable > t.committed)

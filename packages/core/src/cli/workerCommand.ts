@@ -87,7 +87,7 @@ export async function workerCommand(ctx: CommandContext): Promise<number> {
   // (otherwise the process would idle on, or exit 0 once its last handle closed).
   const watch = setInterval(() => {
     const worker = app.worker
-    if (worker?.state === 'crashed' && stopRequested === undefined) {
+    if (worker?.state === 'crashed' && !app.restarting && stopRequested === undefined) {
       logger.error('worker crashed: exiting; what was not committed is processed again by the next worker', {
         err: worker.crashReason,
       })

@@ -9,6 +9,8 @@ import type { EventQueue } from './eventQueue.js'
  */
 export class StreamEvent<V = unknown, K = unknown> {
   /** @internal */ acked = false
+  /** @internal Exactly-once: handed to an actor and not yet acked (the commit waits for these). */
+  handedOut = false
   /** @internal The event as delivered (before any `map`): what retries and dead letters use. */
   root: StreamEvent<any, any> = this
   /** @internal The queue it was delivered to, so a retry goes back there. */

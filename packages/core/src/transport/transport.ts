@@ -106,6 +106,13 @@ export interface TransportConsumer {
   commit(offsets: CommitOffset[]): Promise<void>
   /** Committed offsets of this group for the given partitions (-1 where none). */
   committed(partitions: TopicPartition[]): Promise<CommitOffset[]>
+  /**
+   * Where the next records of these (assigned) partitions start. Exactly-once calls it from
+   * `onAssign`, after fencing the previous owner, with the committed offsets read then: what a
+   * client resolved before the fence may predate the previous owner's last transaction.
+   * Optional: a transport without zombies (the memory broker) need not have it.
+   */
+  seek?(offsets: CommitOffset[]): void
   /** Stop fetching these partitions until resumed (records already delivered are unaffected). */
   pause(partitions: TopicPartition[]): void
   resume(partitions: TopicPartition[]): void
@@ -173,6 +180,24 @@ export interface TransportAdmin {
   listTopics(): Promise<string[]>
 }
 
+/**
+ * A transactional producer (exactly-once). Kafka's model: a transactional id names a producer
+ * across restarts; registering a new producer with the same id fences the older one (its open
+ * transaction is aborted and its later writes are refused), so a worker that lost its partitions
+ * but does not know it yet cannot write for them.
+ */
+export interface TransactionalProducer {
+  readonly transactionalId: string
+  /**
+   * Writes `records` and commits `offsets` for the consumer group `groupId`, all in one
+   * transaction: read-committed readers see all of it or none of it. Rejects with a
+   * `TransactionError` (code `FENCED` when a newer producer holds the id); after a rejection
+   * nothing of the transaction is visible, and the producer must not be used again.
+   */
+  commit(records: OutgoingRecord[], offsets: CommitOffset[], groupId: string): Promise<RecordMetadata[]>
+  close(): Promise<void>
+}
+
 /** A broker connection: one admin, any number of producers and consumers. */
 export interface Transport {
   readonly kind: 'memory' | 'kafka'
@@ -182,6 +207,12 @@ export interface Transport {
   connect(): Promise<void>
   producer(options?: ProducerOptions): TransportProducer
   consumer(options: ConsumerOptions): TransportConsumer
+  /**
+   * Registers a transactional producer under `transactionalId`, fencing any older one with the
+   * same id: resolves once that one's open transaction (if any) is aborted, so what a reader
+   * reads next is exactly what was committed. Consumers of this transport read committed data only.
+   */
+  transactionalProducer(transactionalId: string): Promise<TransactionalProducer>
   /**
    * Reads the given offset ranges of a topic outside any consumer group (table recovery,
    * standby replicas, tools), calling `onRecords` in offset order per partition.

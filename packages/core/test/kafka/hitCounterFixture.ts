@@ -1,10 +1,11 @@
+import type { AppOptions } from '../../src/index.js'
 import { App } from '../../src/index.js'
 import type { Hit } from '../helpers.js'
 import { seededRandom } from '../helpers.js'
 import { kafkaBrokers } from './kafka.js'
 
 /** The hit counter of the design doc, with its own topic and group names per test. */
-export function hitCounter(id: string, hitTopic: string) {
+export function hitCounter(id: string, hitTopic: string, options: Partial<AppOptions> = {}) {
   const app = new App({
     id,
     broker: kafkaBrokers(),
@@ -12,6 +13,7 @@ export function hitCounter(id: string, hitTopic: string) {
     web: false,
     commitIntervalMs: 500,
     kafka: { consumer: { heartbeatInterval: 300, maxWaitTimeInMs: 200 } },
+    ...options,
   })
   const hits = app.topic<string, Hit>(hitTopic, { partitions: 4 })
   const countTopic = app.topic<string, Hit>(`${id}-count_topic`, { internal: true, partitions: 1 })

@@ -219,6 +219,13 @@ export class KafkaConsumer implements TransportConsumer {
     }))
   }
 
+  seek(offsets: CommitOffset[]): void {
+    const consumer = this.consumer
+    if (consumer === undefined) return
+    for (const { topic, partition, offset } of offsets)
+      consumer.seek({ topic, partition, offset: String(offset) })
+  }
+
   pause(partitions: TopicPartition[]): void {
     const toPause: TopicPartition[] = []
     for (const tp of partitions) {

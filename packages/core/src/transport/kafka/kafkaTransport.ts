@@ -8,6 +8,7 @@ import type {
   PartitionRange,
   ProducerOptions,
   RawRecord,
+  TransactionalProducer,
   Transport,
   TransportAdmin,
   TransportConsumer,
@@ -20,6 +21,7 @@ import type { SendOptions } from './kafkaProducer.js'
 import { KafkaProducer } from './kafkaProducer.js'
 import type { ReaderOptions } from './kafkaReader.js'
 import { KafkaReader } from './kafkaReader.js'
+import { KafkaTransactionalProducer } from './kafkaTransactions.js'
 
 const { Kafka, logLevel } = kafkajs
 
@@ -74,6 +76,7 @@ export class KafkaTransport implements Transport {
   private readonly reader: KafkaReader
   private readonly consumers = new Set<KafkaConsumer>()
   private readonly producers = new Set<KafkaProducer>()
+  private readonly transactional = new Set<KafkaTransactionalProducer>()
   private readonly partitionCounts = new Map<string, number>()
   private connecting: Promise<void> | undefined
 
@@ -141,6 +144,31 @@ export class KafkaTransport implements Transport {
     return producer
   }
 
+  async transactionalProducer(transactionalId: string): Promise<TransactionalProducer> {
+    const { acks: _acks, timeout, compression, ...config } = this.kafkaOptions.producer ?? {}
+    const sendOptions: SendOptions = {}
+    if (timeout !== undefined) sendOptions.timeout = timeout
+    if (compression !== undefined) sendOptions.compression = compression
+    const kafkaProducer = this.client().producer({
+      createPartitioner: () => (args) => args.message.partition ?? 0,
+      ...config,
+      transactionalId,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+    })
+    const producer = new KafkaTransactionalProducer(
+      kafkaProducer,
+      transactionalId,
+      (topic) => this.partitionCount(topic),
+      this.url,
+      sendOptions,
+    )
+    await producer.init()
+    this.transactional.add(producer)
+    return producer
+  }
+
   consumer(options: ConsumerOptions): TransportConsumer {
     const consumer = new KafkaConsumer(
       {
@@ -169,8 +197,10 @@ export class KafkaTransport implements Transport {
   async close(): Promise<void> {
     await Promise.all(Array.from(this.consumers, (c) => c.stop().catch(() => {})))
     await Promise.all(Array.from(this.producers, (p) => p.close().catch(() => {})))
+    await Promise.all(Array.from(this.transactional, (p) => p.close()))
     this.consumers.clear()
     this.producers.clear()
+    this.transactional.clear()
     await this.reader.close()
     if (this.connecting !== undefined) {
       this.connecting = undefined

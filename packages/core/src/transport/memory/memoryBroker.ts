@@ -1,4 +1,4 @@
-import { BrokerError, ConfigurationError, MephistoError } from '../../errors.js'
+import { BrokerError, ConfigurationError, MephistoError, TransactionError } from '../../errors.js'
 import type {
   CommitOffset,
   ConsumerHandlers,
@@ -598,6 +598,8 @@ export class MemoryBroker {
   readonly now: () => number
   private readonly topics = new Map<string, Topic>()
   private readonly groups = new Map<string, Group>()
+  /** Transactional id -> the epoch of its newest producer. */
+  private readonly transactionalEpochs = new Map<string, number>()
   private memberIds = 0
 
   constructor(options: MemoryBrokerOptions = {}) {
@@ -770,6 +772,68 @@ export class MemoryBroker {
     group.members.push(member)
     group.requestRebalance()
     return member
+  }
+
+  // ---- transactions -------------------------------------------------------------------------
+
+  /**
+   * Registers a producer under `transactionalId` and returns its epoch; producers registered
+   * earlier with the same id are fenced. The memory broker applies a transaction all at once
+   * when it commits, so there is never an open transaction to abort or a record to hide.
+   */
+  initTransactions(transactionalId: string): number {
+    if (!transactionalId) throw new ConfigurationError('A transactional producer needs a non-empty id.')
+    const epoch = (this.transactionalEpochs.get(transactionalId) ?? -1) + 1
+    this.transactionalEpochs.set(transactionalId, epoch)
+    return epoch
+  }
+
+  /**
+   * Commits a transaction: appends `records` (each with its partition) and stores `offsets` for
+   * `groupId`, or does nothing at all. Throws `TransactionError` with code `FENCED` when a newer
+   * producer holds the id, and a `BrokerError` for a record that cannot be written.
+   */
+  commitTransaction(
+    transactionalId: string,
+    epoch: number,
+    records: readonly (AppendRecord & { topic: string; partition: number })[],
+    groupId: string,
+    offsets: readonly CommitOffset[],
+  ): { topic: string; partition: number; offset: number }[] {
+    const current = this.transactionalEpochs.get(transactionalId)
+    if (current !== epoch) {
+      throw new TransactionError(
+        'FENCED',
+        `Producer ${transactionalId} (epoch ${epoch}) was fenced by a newer producer with the same ` +
+          `transactional id (epoch ${current}): another worker owns its partitions now.`,
+      )
+    }
+    // Checked before anything is written: a transaction is all or nothing.
+    for (const r of records) {
+      const topic = this.requireTopic(r.topic)
+      this.requireLog(r.topic, r.partition)
+      if (topic.compacted && r.key === null) {
+        throw new BrokerError(
+          `Topic "${r.topic}" is compacted and refuses records without a key; the transaction was aborted.`,
+        )
+      }
+    }
+    for (const { topic, partition, offset } of offsets) {
+      this.requireLog(topic, partition)
+      if (!Number.isInteger(offset) || offset < 0) {
+        throw new BrokerError(`Offset ${offset} for ${topic}[${partition}] is not a valid offset.`)
+      }
+    }
+    const written = records.map((r) => ({
+      topic: r.topic,
+      partition: r.partition,
+      offset: this.append(r.topic, r.partition, r),
+    }))
+    if (offsets.length > 0) {
+      const group = this.groupOf(groupId)
+      for (const { topic, partition, offset } of offsets) group.setCommitted(topic, partition, offset)
+    }
+    return written
   }
 
   /** Committed offsets of a group for a topic's partitions (-1 where none). */

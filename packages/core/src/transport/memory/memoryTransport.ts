@@ -1,4 +1,4 @@
-import { BrokerError } from '../../errors.js'
+import { BrokerError, TransactionError } from '../../errors.js'
 import { defaultPartition } from '../partitioner.js'
 import type {
   CommitOffset,
@@ -11,6 +11,7 @@ import type {
   RecordMetadata,
   TopicPartition,
   TopicSpec,
+  TransactionalProducer,
   Transport,
   TransportAdmin,
   TransportConsumer,
@@ -52,6 +53,11 @@ export class MemoryTransport implements Transport {
     const producer = new MemoryProducer(this.broker, this.now)
     this.producers.add(producer)
     return producer
+  }
+
+  async transactionalProducer(transactionalId: string): Promise<TransactionalProducer> {
+    const epoch = this.broker.initTransactions(transactionalId)
+    return new MemoryTransactionalProducer(this.broker, transactionalId, epoch, this.now)
   }
 
   consumer(options: ConsumerOptions): TransportConsumer {
@@ -168,6 +174,58 @@ class MemoryProducer implements TransportProducer {
     offsets[partition] = offset
     return partition
   }
+}
+
+class MemoryTransactionalProducer implements TransactionalProducer {
+  private closed = false
+
+  constructor(
+    private readonly broker: MemoryBroker,
+    readonly transactionalId: string,
+    private readonly epoch: number,
+    private readonly now: () => number,
+  ) {}
+
+  async commit(
+    records: OutgoingRecord[],
+    offsets: CommitOffset[],
+    groupId: string,
+  ): Promise<RecordMetadata[]> {
+    if (this.closed) {
+      throw new TransactionError('TRANSACTION', `Producer ${this.transactionalId} is closed.`)
+    }
+    const now = this.now()
+    const placed = records.map((r) => {
+      let partition = r.partition
+      if (partition === undefined) {
+        const count = this.broker.partitionCount(r.topic)
+        if (count === undefined) {
+          throw new BrokerError(
+            `Cannot send to topic "${r.topic}": it does not exist on memory://${this.broker.name}; the transaction was aborted.`,
+          )
+        }
+        partition = defaultPartition(r.key, count)
+      }
+      return { ...r, partition, timestamp: r.timestamp ?? now }
+    })
+    const written = this.broker.commitTransaction(this.transactionalId, this.epoch, placed, groupId, offsets)
+    return highestPerPartition(written)
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+  }
+}
+
+/** The highest offset written per topic-partition. */
+function highestPerPartition(written: readonly RecordMetadata[]): RecordMetadata[] {
+  const highest = new Map<string, RecordMetadata>()
+  for (const m of written) {
+    const k = `${m.topic}\u0000${m.partition}`
+    const prev = highest.get(k)
+    if (prev === undefined || prev.offset < m.offset) highest.set(k, m)
+  }
+  return [...highest.values()]
 }
 
 class MemoryConsumer implements TransportConsumer {
