@@ -496,5 +496,50 @@ export function transportConformance(name: string, target: ConformanceTarget): v
       },
       timeout,
     )
+
+    it(
+      'transactions: records and group offsets commit together; a newer producer with the id fences the older',
+      async () => {
+        await withTopics([{ partitions: 2 }], async (t, [topic]) => {
+          const g = group()
+          const id = `conformance-tx-${randomUUID().slice(0, 8)}`
+          const older = await t.transactionalProducer(id)
+          const meta = await older.commit(
+            [
+              { topic: topic!, partition: 0, key: null, value: Buffer.from('a') },
+              { topic: topic!, partition: 0, key: null, value: Buffer.from('b') },
+              { topic: topic!, partition: 1, key: Buffer.from('k'), value: Buffer.from('c') },
+            ],
+            [{ topic: topic!, partition: 1, offset: 7 }],
+            g,
+          )
+          expect(sortMeta(meta)).toEqual([
+            { topic, partition: 0, offset: 1 },
+            { topic, partition: 1, offset: 0 },
+          ])
+          // Kafka applies transactional offsets once the commit marker reaches the offsets topic.
+          await waitFor(
+            'the offset of the transaction',
+            async () => (await t.admin.groupOffsets(g, topic!)).get(1) === 7,
+            10_000,
+          )
+          const newer = await t.transactionalProducer(id)
+          await expect(
+            older.commit([{ topic: topic!, partition: 0, key: null, value: Buffer.from('zombie') }], [], g),
+          ).rejects.toMatchObject({ code: 'FENCED' })
+          await newer.commit([{ topic: topic!, partition: 0, key: null, value: Buffer.from('d') }], [], g)
+          // What a read-committed reader sees: every committed record, never the zombie's.
+          const ends = await t.admin.endOffsets(topic!)
+          const seen: string[] = []
+          await t.read(topic!, [{ partition: 0, from: 0, to: ends.get(0)! }], (records) => {
+            for (const r of records) seen.push(text(r.value)!)
+          })
+          expect(seen).toEqual(['a', 'b', 'd'])
+          await newer.close()
+          await older.close()
+        })
+      },
+      timeout,
+    )
   })
 }
