@@ -948,17 +948,8 @@ export class Worker {
     const { groups, plain } = snapshot
     if (groups.size === 0 && plain.length === 0 && this.producer.pending() === 0) return
     const state = this.sensors.onCommitInitiated()
-    let flushed: RecordMetadata[]
-    try {
-      // Sends outside any event (timers, pages, startup) are not part of a transaction.
-      for (const r of plain) await this.producer.send(r)
-      flushed = await this.producer.flush()
-    } catch (err) {
-      for (const ts of this.tableStates.values()) ts.abortCommit()
-      this.logger.error('the producer failed to flush; the worker stops without committing', { err })
-      void this.crash(err)
-      throw new MephistoError('PRODUCER', `flush failed: ${(err as Error)?.message ?? err}`, { cause: err })
-    }
+    // Sends outside any event (timers, pages, startup) are not part of a transaction.
+    const flushed = await this.flushOrCrash(plain)
     const entries = [...groups]
     const results = await Promise.allSettled(
       entries.map(([p, g]) => {
@@ -1095,6 +1086,23 @@ export class Worker {
     return this.committing
   }
 
+  /**
+   * Sends `records` and flushes the producer. On failure outputs or changelog records may be lost:
+   * committing anything past them would lose them for good, so the worker stops without
+   * committing and a restart processes them again.
+   */
+  private async flushOrCrash(records: OutgoingRecord[]): Promise<RecordMetadata[]> {
+    try {
+      for (const r of records) await this.producer.send(r)
+      return await this.producer.flush()
+    } catch (err) {
+      for (const ts of this.tableStates.values()) ts.abortCommit()
+      this.logger.error('the producer failed to flush; the worker stops without committing', { err })
+      void this.crash(err)
+      throw new MephistoError('PRODUCER', `flush failed: ${(err as Error)?.message ?? err}`, { cause: err })
+    }
+  }
+
   private async commitOnce(): Promise<void> {
     if (this.state === 'crashed' || this.state === 'stopped') return
     if (this.exactlyOnce && this.consumer) return this.commitTransactions()
@@ -1108,18 +1116,7 @@ export class Worker {
     if (offsets.length === 0 && changelog.length === 0 && this.producer.pending() === 0) return
     const state = this.sensors.onCommitInitiated()
     try {
-      let flushed: RecordMetadata[]
-      try {
-        for (const r of changelog) await this.producer.send(r)
-        flushed = await this.producer.flush()
-      } catch (err) {
-        // Outputs or changelog records may be lost: committing anything past them would lose
-        // them for good. Stop without committing; a restart processes them again.
-        for (const ts of this.tableStates.values()) ts.abortCommit()
-        this.logger.error('the producer failed to flush; the worker stops without committing', { err })
-        void this.crash(err)
-        throw new MephistoError('PRODUCER', `flush failed: ${(err as Error)?.message ?? err}`, { cause: err })
-      }
+      const flushed = await this.flushOrCrash(changelog)
       for (const ts of this.tableStates.values()) await ts.completeCommit(flushed)
       if (offsets.length > 0 && this.consumer && !this.dead) {
         await this.consumer.commit(offsets)
