@@ -141,6 +141,23 @@ describe('bad input goes to the dead-letter topic', () => {
     ])
   })
 
+  it('a string key that is not valid UTF-8 goes to the DLQ instead of turning into another key', async () => {
+    const app = quietApp('utf8-keys')
+    const events = app.topic<string, string>('events', { partitions: 1 })
+    const keys: string[] = []
+    const agent = app.agent(events, async (stream) => {
+      for await (const [k] of stream.items()) keys.push(k)
+    })
+    const t = await start(app)
+    await t.sendRaw('events', { key: Buffer.from([0x75, 0xff, 0x31]), value: '"a"' })
+    await t.sendRaw('events', { key: 'u1', value: '"b"' })
+    await t.settle()
+    expect(keys).toEqual(['u1'])
+    const [dead] = t.deadLetters(agent)
+    expect(dead?.code).toBe('DECODE')
+    expect(dead?.error).toMatch(/key: 3 byte\(s\) that are not valid UTF-8/)
+  })
+
   it('every agent on the topic gets the dead letter in its own DLQ, once', async () => {
     const app = quietApp('two-readers')
     const events = app.topic<string, number>('events', { partitions: 1 })

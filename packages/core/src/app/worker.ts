@@ -78,6 +78,9 @@ const groupKeyCodec: Codec<unknown> = {
   decode: (b) => b.toString('utf8'),
 }
 
+/** `max.message.bytes` of the dead-letter topics Mephisto creates: 16 MiB. */
+const DLQ_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
 const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`
 
 /**
@@ -410,7 +413,14 @@ export class Worker {
       add(s)
     }
     for (const a of app.agents) {
-      if (!specs.has(a.dlqTopic)) add({ name: a.dlqTopic, partitions: 1 })
+      // A dead letter is as large as the record it keeps, plus headers: let the DLQ take records
+      // larger than the broker's default 1 MB, or an oversized input record would stop the worker.
+      if (!specs.has(a.dlqTopic))
+        add({
+          name: a.dlqTopic,
+          partitions: 1,
+          config: { 'max.message.bytes': String(DLQ_MAX_MESSAGE_BYTES) },
+        })
     }
     add({ name: this.leaderTopic, partitions: 1 })
     return [...specs.values()]

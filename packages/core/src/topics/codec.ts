@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import { DecodeError, EncodeError } from '../errors.js'
 
@@ -41,6 +42,8 @@ const stringCodec: Codec<string> = {
     return Buffer.from(value, 'utf8')
   },
   decode(bytes) {
+    // Lossy decoding would turn distinct invalid keys into one (U+FFFD) and mix their table rows.
+    if (!isUtf8(bytes)) throw new Error(`${bytes.length} byte(s) that are not valid UTF-8`)
     return bytes.toString('utf8')
   },
 }
