@@ -13,6 +13,9 @@ const ROUTINE = [
   'Consumer has joined the group',
   'consumer not running, exiting',
   'Stopped',
+  // Exactly-once: a transactional producer whose send fails after its retries is thrown away
+  // with its transaction (the worker restarts), so no later send can reuse its sequence numbers.
+  'Limiting retries for the idempotent producer may invalidate EoS guarantees',
 ]
 
 /**

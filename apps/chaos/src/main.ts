@@ -1,0 +1,115 @@
+// The fault-injection suite: the hit counter through real worker processes on a real broker,
+// checked against the input it was fed. `pnpm chaos` (short, for CI) or `pnpm chaos --long`.
+// Options: --only <scenario>[,<scenario>...]   --seed N
+import { cpus } from 'node:os'
+import { Broker } from './processes.js'
+import type { Guarantee, Result, Settings } from './scenarios.js'
+import { brokerRestart, failover, killNine, poison, sigterm, slowAgent } from './scenarios.js'
+
+const args = process.argv.slice(2)
+const long = args.includes('--long')
+const optionValue = (name: string): string | undefined => {
+  const i = args.indexOf(name)
+  return i >= 0 ? args[i + 1] : undefined
+}
+const only = optionValue('--only')?.split(',')
+const seed = Number(optionValue('--seed') ?? Date.now() % 100_000)
+
+function mulberry32(a: number): () => number {
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+type Plan = [string, Guarantee, (s: Settings, g: Guarantee) => Promise<Result>]
+const both: Guarantee[] = ['at_least_once', 'exactly_once']
+const plan: Plan[] = [
+  ...both.map((g): Plan => ['kill9', g, killNine]),
+  ...(long ? both : (['exactly_once'] as Guarantee[])).flatMap((g): Plan[] => [
+    ['failover2', g, (s, gg) => failover(s, gg, 2)],
+    ['failover3', g, (s, gg) => failover(s, gg, 3)],
+    ['broker-restart', g, brokerRestart],
+    ['slow-agent', g, slowAgent],
+  ]),
+  ['poison', 'exactly_once', poison],
+  ...(long ? both : (['at_least_once'] as Guarantee[])).map((g): Plan => ['sigterm', g, sigterm]),
+]
+
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`)
+}
+
+const started = Date.now()
+log(`chaos: ${long ? 'long' : 'short'} mode, seed ${seed}`)
+const broker = await Broker.start()
+log(`chaos: broker ${broker.brokers}`)
+const results: Result[] = []
+try {
+  for (const [name, guarantee, fn] of plan) {
+    if (only && !only.includes(name)) continue
+    const t0 = Date.now()
+    log(`chaos: ${name} (${guarantee}) ...`)
+    const r = await fn({ broker, long, random: mulberry32(seed + results.length), log }, guarantee)
+    results.push(r)
+    log(
+      `chaos: ${name} (${guarantee}) ${r.failures.length === 0 ? 'ok' : `FAILED: ${r.failures.join('; ')}`} in ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+    )
+  }
+} finally {
+  await broker.stop()
+}
+
+const ms = (list: number[]): string => {
+  const ok = list.filter((x) => x >= 0)
+  if (list.length === 0) return '–'
+  const max = ok.length ? Math.max(...ok) : 0
+  const mean = ok.length ? ok.reduce((a, b) => a + b, 0) / ok.length : 0
+  const lost = list.length - ok.length
+  return `${(mean / 1000).toFixed(1)} / ${(max / 1000).toFixed(1)}${lost ? ` (${lost} timed out)` : ''}`
+}
+const rows = results.map((r) =>
+  [
+    r.scenario,
+    r.guarantee,
+    r.disruptions,
+    r.events,
+    r.expected,
+    r.counted,
+    r.losses,
+    r.duplicates,
+    r.outputs,
+    r.outputDuplicates,
+    r.outputLosses,
+    `${r.dlq} / ${r.poison}`,
+    r.crashes,
+    ms(r.recoverMs),
+    r.failures.length === 0 ? 'pass' : `**FAIL**: ${r.failures.join('; ')}`,
+  ].join(' | '),
+)
+const header =
+  'scenario | guarantee | disruptions | events in | expected count | counted | losses | duplicates | outputs (read committed) | output dups | output losses | DLQ / poison | worker crashes | recover s (mean / max) | result'
+process.stdout.write(
+  [
+    '',
+    `Chaos suite, ${long ? 'long' : 'short'} mode, ${new Date().toISOString().slice(0, 10)}, seed ${seed}, ` +
+      `${cpus().length} cores, Node ${process.versions.node}, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    '',
+    `| ${header} |`,
+    `|${header
+      .split('|')
+      .map(() => '---')
+      .join('|')}|`,
+    ...rows.map((r) => `| ${r} |`),
+    '',
+  ].join('\n'),
+)
+const failed = results.filter((r) => r.failures.length > 0)
+if (failed.length > 0) {
+  log(`chaos: ${failed.length} scenario(s) failed`)
+  process.exit(1)
+}
+process.exit(0)

@@ -1,0 +1,151 @@
+import type { ChildProcess } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+
+export const repoDir = fileURLToPath(new URL('../../..', import.meta.url))
+const kafkaLocal = join(repoDir, 'docker/kafka-local/kafka-local.sh')
+const cliMain = join(repoDir, 'packages/core/src/cli/main.ts')
+const run = promisify(execFile)
+
+/** A broker for the suite: `KAFKA_BROKERS` when set, else a local one from docker/kafka-local. */
+export class Broker {
+  private constructor(
+    readonly brokers: string,
+    /** kafka-local's state directory, or undefined for a broker given by KAFKA_BROKERS. */
+    readonly dir: string | undefined,
+  ) {}
+
+  static async start(): Promise<Broker> {
+    const given = process.env.KAFKA_BROKERS
+    if (given) return new Broker(given, process.env.MEPHISTO_KAFKA_LOCAL_DIR || undefined)
+    const dir = mkdtempSync(join(tmpdir(), 'mephisto-chaos-'))
+    const { stdout } = await run('bash', [kafkaLocal, 'start', '--dir', dir], { maxBuffer: 16 << 20 })
+    const line = stdout.trim().split('\n').pop() ?? ''
+    const brokers = /KAFKA_BROKERS=(\S+)/.exec(line)?.[1]
+    if (!brokers) throw new Error(`kafka-local did not print KAFKA_BROKERS:\n${stdout}`)
+    return new Broker(brokers, dir)
+  }
+
+  /** Stops the (single) node with its data kept, waits `downMs`, starts it again. */
+  async bounce(downMs: number): Promise<void> {
+    if (!this.dir) throw new Error('the broker-restart scenario needs a local broker (unset KAFKA_BROKERS)')
+    await run('bash', [kafkaLocal, 'stop-node', '1', '--dir', this.dir])
+    await sleep(downMs)
+    await run('bash', [kafkaLocal, 'start-node', '1', '--dir', this.dir], { maxBuffer: 16 << 20 })
+  }
+
+  async stop(): Promise<void> {
+    if (this.dir && !process.env.KAFKA_BROKERS) await run('bash', [kafkaLocal, 'stop', '--dir', this.dir])
+  }
+}
+
+export interface WorkerSpec {
+  /** The module holding the app (default: the hit counter). */
+  module?: string
+  env: Record<string, string>
+}
+
+/**
+ * A `mephisto worker` process of the hit counter, restarted by hand after each kill: a
+ * supervisor in miniature. Keeps how long each start took and whether a process died on its own.
+ */
+export class WorkerProcess {
+  private child: ChildProcess | undefined
+  private exited: Promise<number | null> | undefined
+  /** Exits that the suite did not cause (a crash). */
+  unexpectedExits = 0
+  private expectingExit = false
+  log = ''
+
+  constructor(
+    readonly name: string,
+    private readonly spec: WorkerSpec,
+  ) {}
+
+  get running(): boolean {
+    return this.child !== undefined
+  }
+
+  /** Starts the process; resolves with the time until it printed `ready:` (recovery included). */
+  async start(timeoutMs = 90_000): Promise<number> {
+    const started = Date.now()
+    const module = this.spec.module ?? join(repoDir, 'apps/hit-counter-worker/src/app.ts')
+    const child = spawn(
+      process.execPath,
+      [
+        '--conditions=source',
+        '--import',
+        'tsx',
+        cliMain,
+        '-A',
+        module,
+        'worker',
+        '-l',
+        'warn',
+        '--without-web',
+      ],
+      {
+        cwd: repoDir,
+        env: { ...process.env, NO_COLOR: '1', MEPHISTO_STORE: 'memory', ...this.spec.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    this.child = child
+    this.expectingExit = false
+    let out = ''
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${this.name}: not ready after ${timeoutMs} ms`)),
+        timeoutMs,
+      )
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        out += d
+        if (/^ready: /m.test(out)) {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+      child.once('exit', (code) => {
+        clearTimeout(timer)
+        reject(new Error(`${this.name} exited with ${code} before it was ready:\n${this.log.slice(-3000)}`))
+      })
+    })
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      this.log = (this.log + d).slice(-20_000)
+    })
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code) => {
+        if (!this.expectingExit) this.unexpectedExits++
+        if (this.child === child) this.child = undefined
+        resolve(code)
+      })
+    })
+    await ready
+    return Date.now() - started
+  }
+
+  /** Sends `signal` and waits for the process to end. */
+  async kill(signal: NodeJS.Signals): Promise<number | null> {
+    if (!this.child) return null
+    this.expectingExit = true
+    this.child.kill(signal)
+    return (await this.exited) ?? null
+  }
+
+  /** Restarts the process after it died on its own (a crash), as a supervisor would. */
+  async superviseUntil(done: () => boolean): Promise<void> {
+    while (!done()) {
+      if (!this.child && !this.expectingExit) {
+        await sleep(500)
+        await this.start().catch(() => {})
+      }
+      await sleep(200)
+    }
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))

@@ -1,0 +1,284 @@
+import { join } from 'node:path'
+import type { Broker } from './processes.js'
+import { repoDir, sleep, WorkerProcess } from './processes.js'
+import type { Names, Outcome } from './workload.js'
+import {
+  names,
+  outcome,
+  PARTITIONS,
+  produce,
+  timeToProgress,
+  transport,
+  waitDone,
+  workerEnv,
+} from './workload.js'
+
+export type Guarantee = 'at_least_once' | 'exactly_once'
+
+export interface Result extends Outcome {
+  scenario: string
+  guarantee: Guarantee
+  disruptions: number
+  /** Time from each disruption until the group commits past where it was (ms). */
+  recoverMs: number[]
+  crashes: number
+  /** Check failures, empty when the scenario passed. */
+  failures: string[]
+}
+
+export interface Settings {
+  broker: Broker
+  long: boolean
+  /** Random source, seeded, so a failing run can be replayed. */
+  random: () => number
+  log: (line: string) => void
+}
+
+interface Run {
+  n: Names
+  guarantee: Guarantee
+  workers: WorkerProcess[]
+  recoverMs: number[]
+  disruptions: number
+}
+
+/**
+ * Runs the hit counter with `workers` processes, feeds it `events` at `rate`/s while `disrupt`
+ * does its damage, waits for both stages to finish, stops the workers (SIGTERM) and compares.
+ */
+async function runScenario(
+  s: Settings,
+  scenario: string,
+  guarantee: Guarantee,
+  options: {
+    workers: number
+    events: number
+    rate: number
+    module?: string
+    poison?: (seq: number) => { key: Buffer | null; value: Buffer } | undefined
+    disrupt: (run: Run) => Promise<void>
+    checks: (r: Result) => string[]
+  },
+): Promise<Result> {
+  const n = names(scenario)
+  const t = transport(s.broker.brokers)
+  await t.connect()
+  // The input topic is the user's: created here, with room for the oversized poison pill.
+  await t.admin.ensureTopics([
+    { name: n.hits, partitions: PARTITIONS, config: { 'max.message.bytes': String(8 << 20) } },
+  ])
+  const env = workerEnv(n, s.broker.brokers, guarantee)
+  const spec = { env, module: options.module ?? join(repoDir, 'apps/chaos/src/app.ts') }
+  const workers = Array.from(
+    { length: options.workers },
+    (_, i) => new WorkerProcess(`${scenario}/${guarantee}/w${i}`, spec),
+  )
+  await Promise.all(workers.map((w) => w.start()))
+  const run: Run = { n, guarantee, workers, recoverMs: [], disruptions: 0 }
+  const producer = t.producer()
+  let disrupting = true
+  // Input flows until the disruptions are over, so every one of them happens under load.
+  const produced = produce(producer, n.hits, options.events, options.rate, options.poison, () => !disrupting)
+  const supervised = workers.map((w) => w.superviseUntil(() => !disrupting))
+  try {
+    await options.disrupt(run)
+    disrupting = false
+    await produced
+    await Promise.all(supervised)
+    // Processes that crashed on their own were restarted by the supervisor; make sure all run.
+    for (const w of workers) if (!w.running) await w.start()
+    const done = await waitDone(t, n, 120_000)
+    if (!done) s.log(`${scenario}/${guarantee}: not caught up after 120 s`)
+    for (const w of workers) await w.kill('SIGTERM')
+    const o = await outcome(t, n)
+    const r: Result = {
+      scenario,
+      guarantee,
+      disruptions: run.disruptions,
+      recoverMs: run.recoverMs,
+      crashes: workers.reduce((a, w) => a + w.unexpectedExits, 0),
+      failures: [],
+      ...o,
+    }
+    if (!done) r.failures.push('did not finish processing within 120 s')
+    r.failures.push(...options.checks(r))
+    if (r.failures.length > 0) {
+      for (const w of workers) s.log(`--- ${w.name} stderr (tail)\n${w.log.slice(-2000)}`)
+    }
+    return r
+  } finally {
+    disrupting = false
+    for (const w of workers) await w.kill('SIGKILL').catch(() => {})
+    await producer.close().catch(() => {})
+    await t.close()
+  }
+}
+
+/** Zero losses always; exact (no duplicate count or output) under exactly-once or when asked. */
+function exactness(r: Result, exact: boolean): string[] {
+  const f: string[] = []
+  if (r.losses > 0) f.push(`${r.losses} count(s) lost`)
+  if (r.outputLosses > 0) f.push(`${r.outputLosses} output(s) lost`)
+  if (exact && r.duplicates > 0) f.push(`${r.duplicates} duplicate count(s)`)
+  if (exact && r.outputDuplicates > 0) f.push(`${r.outputDuplicates} duplicate output(s)`)
+  if (r.dlq !== r.poison) f.push(`${r.dlq} dead letter(s) for ${r.poison} poison pill(s)`)
+  return f
+}
+
+/** kill -9 of the only worker at random moments; a supervisor starts a new one each time. */
+export function killNine(s: Settings, guarantee: Guarantee): Promise<Result> {
+  const kills = s.long ? 20 : 3
+  return runScenario(s, 'kill9', guarantee, {
+    workers: 1,
+    events: kills * 3_500,
+    rate: 1_200,
+    disrupt: async (run) => {
+      const t = transport(s.broker.brokers)
+      await t.connect()
+      try {
+        for (let i = 0; i < kills; i++) {
+          await sleep(800 + s.random() * 1_700)
+          const w = run.workers[0]!
+          await w.kill('SIGKILL')
+          const at = Date.now()
+          run.disruptions++
+          await w.start()
+          run.recoverMs.push(await timeToProgress(t, run.n, at, 60_000))
+        }
+      } finally {
+        await t.close()
+      }
+    },
+    checks: (r) => {
+      const f = exactness(r, guarantee === 'exactly_once')
+      if (r.disruptions < kills) f.push(`only ${r.disruptions} of ${kills} kills happened`)
+      return f
+    },
+  })
+}
+
+/** Two or three workers in one group; one at a time is killed (failover) and later rejoins. */
+export function failover(s: Settings, guarantee: Guarantee, workers: number): Promise<Result> {
+  const kills = s.long ? 6 : 2
+  return runScenario(s, `failover${workers}`, guarantee, {
+    workers,
+    events: kills * 6_000,
+    rate: 1_500,
+    disrupt: async (run) => {
+      const t = transport(s.broker.brokers)
+      await t.connect()
+      try {
+        for (let i = 0; i < kills; i++) {
+          await sleep(1_500 + s.random() * 1_500)
+          const w = run.workers[i % run.workers.length]!
+          await w.kill('SIGKILL')
+          const at = Date.now()
+          run.disruptions++
+          // The survivors take over once the session of the dead one times out.
+          run.recoverMs.push(await timeToProgress(t, run.n, at, 90_000))
+          await w.start()
+        }
+      } finally {
+        await t.close()
+      }
+    },
+    checks: (r) => exactness(r, guarantee === 'exactly_once'),
+  })
+}
+
+/** The broker stopped mid-run and started again; workers that die on it are restarted. */
+export function brokerRestart(s: Settings, guarantee: Guarantee): Promise<Result> {
+  return runScenario(s, 'broker-restart', guarantee, {
+    workers: 2,
+    events: 20_000,
+    rate: 1_500,
+    disrupt: async (run) => {
+      await sleep(3_000)
+      const at = Date.now()
+      run.disruptions++
+      await s.broker.bounce(4_000)
+      const t = transport(s.broker.brokers)
+      await t.connect()
+      try {
+        run.recoverMs.push(await timeToProgress(t, run.n, at, 120_000))
+      } finally {
+        await t.close()
+      }
+    },
+    checks: (r) => exactness(r, guarantee === 'exactly_once'),
+  })
+}
+
+/** Poison pills among good events: each must end in the DLQ with its reason; no worker stops. */
+export function poison(s: Settings, guarantee: Guarantee): Promise<Result> {
+  const kinds: (() => { key: Buffer | null; value: Buffer })[] = [
+    () => ({ key: Buffer.from('user-1'), value: Buffer.from('{"userId": "user-1", "hits": ') }),
+    () => ({
+      key: Buffer.from('user-2'),
+      value: Buffer.from(JSON.stringify({ userId: 'user-2', hits: 'many' })),
+    }),
+    () => ({ key: Buffer.from('user-3'), value: Buffer.alloc(2 << 20, 0x61) }),
+    () => ({
+      key: Buffer.from([0x75, 0xff, 0xfe]),
+      value: Buffer.from(JSON.stringify({ userId: 'user-4', hits: 30, timestamp: 1, seq: -1 })),
+    }),
+  ]
+  return runScenario(s, 'poison', guarantee, {
+    workers: 1,
+    events: 12_000,
+    rate: 3_000,
+    poison: (seq) => (seq % 500 === 250 ? kinds[((seq / 500) % kinds.length) | 0]!() : undefined),
+    disrupt: async () => {},
+    checks: (r) => {
+      const f = exactness(r, true)
+      if (r.dlqWithReason !== r.dlq) f.push(`${r.dlq - r.dlqWithReason} dead letter(s) without a reason`)
+      if (r.crashes > 0) f.push(`the worker stopped ${r.crashes} time(s)`)
+      return f
+    },
+  })
+}
+
+/** An agent slower than the consumer session timeout on some events. */
+export function slowAgent(s: Settings, guarantee: Guarantee): Promise<Result> {
+  return runScenario(s, 'slow-agent', guarantee, {
+    workers: 1,
+    events: 10_000,
+    rate: 1_500,
+    module: join(repoDir, 'apps/chaos/src/slowApp.ts'),
+    disrupt: async () => {},
+    checks: (r) => {
+      const f = exactness(r, guarantee === 'exactly_once')
+      if (r.crashes > 0) f.push(`the worker stopped ${r.crashes} time(s)`)
+      return f
+    },
+  })
+}
+
+/** SIGTERM under load, then a restart: a graceful stop commits, so even at-least-once is exact. */
+export function sigterm(s: Settings, guarantee: Guarantee): Promise<Result> {
+  const stops = s.long ? 6 : 2
+  return runScenario(s, 'sigterm', guarantee, {
+    workers: 1,
+    events: stops * 5_000,
+    rate: 1_500,
+    disrupt: async (run) => {
+      const t = transport(s.broker.brokers)
+      await t.connect()
+      try {
+        for (let i = 0; i < stops; i++) {
+          await sleep(1_500 + s.random() * 1_500)
+          const w = run.workers[0]!
+          const code = await w.kill('SIGTERM')
+          if (code !== 0) s.log(`sigterm: the worker exited with ${code}`)
+          const at = Date.now()
+          run.disruptions++
+          await w.start()
+          run.recoverMs.push(await timeToProgress(t, run.n, at, 60_000))
+        }
+      } finally {
+        await t.close()
+      }
+    },
+    checks: (r) => exactness(r, true),
+  })
+}

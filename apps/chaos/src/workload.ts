@@ -1,0 +1,282 @@
+import { randomUUID } from 'node:crypto'
+import type { RawRecord, TransportProducer } from '@mephisto/core'
+import { HEADERS, KafkaTransport } from '@mephisto/core'
+import { sleep } from './processes.js'
+
+/** One run's names: a fresh app id and topics, so scenarios never see each other's data. */
+export interface Names {
+  id: string
+  hits: string
+  count: string
+  changelog: string
+  dlq: string
+}
+
+export function names(scenario: string): Names {
+  const id = `chaos-${scenario}-${randomUUID().slice(0, 6)}`
+  return {
+    id,
+    hits: `${id}-hit_count`,
+    count: `${id}-count_topic`,
+    changelog: `${id}-major-count-changelog`,
+    dlq: `${id}-${id}-hit_count-dlq`,
+  }
+}
+
+/** The environment of a worker of this run. */
+export function workerEnv(n: Names, brokers: string, guarantee: string): Record<string, string> {
+  return {
+    KAFKA_BROKERS: brokers,
+    HIT_COUNTER_ID: n.id,
+    HIT_COUNTER_TOPIC: n.hits,
+    HIT_COUNTER_COUNT_TOPIC: n.count,
+    MEPHISTO_PROCESSING_GUARANTEE: guarantee,
+  }
+}
+
+export const USERS = 40
+export const PARTITIONS = 4
+
+/**
+ * Produces hit events at about `rate` per second until `total` are sent; each carries a unique
+ * `seq`. A failed send (the broker is down) is retried until it goes through: the input is
+ * checked afterwards by reading the topic back, so a record written twice by a retry is simply
+ * two events.
+ */
+export async function produce(
+  producer: TransportProducer,
+  topic: string,
+  total: number,
+  rate: number,
+  extra: (seq: number) => { key: Buffer | null; value: Buffer } | undefined = () => undefined,
+  /** Keeps producing past `total` while this returns false (the disruptions are not over). */
+  done: () => boolean = () => true,
+): Promise<number> {
+  const started = Date.now()
+  const batch = Math.max(1, Math.round(rate / 20))
+  let seq = 0
+  while (seq < total || !done()) {
+    const until = seq + batch
+    for (; seq < until; seq++) {
+      const poison = extra(seq)
+      const userId = `user-${(seq * 7919) % USERS}`
+      const hits = (seq * 104_729) % 41
+      const record = poison ?? {
+        key: Buffer.from(userId),
+        value: Buffer.from(JSON.stringify({ userId, hits, timestamp: Date.now(), seq })),
+      }
+      for (;;) {
+        try {
+          await producer.send({ topic, ...record })
+          break
+        } catch {
+          await sleep(500)
+        }
+      }
+    }
+    for (;;) {
+      try {
+        await producer.flush()
+        break
+      } catch {
+        await sleep(500)
+      }
+    }
+    const due = started + (seq / rate) * 1000
+    if (due > Date.now()) await sleep(due - Date.now())
+  }
+  return seq
+}
+
+/** Every record of a topic a read-committed reader sees. */
+export async function readAll(t: KafkaTransport, topic: string): Promise<RawRecord[]> {
+  const ends = await t.admin.endOffsets(topic)
+  const starts = await t.admin.startOffsets(topic)
+  const out: RawRecord[] = []
+  await t.read(
+    topic,
+    [...ends].map(([partition, to]) => ({ partition, from: starts.get(partition) ?? 0, to })),
+    (records) => {
+      out.push(...records)
+    },
+  )
+  return out
+}
+
+interface Hit {
+  userId: string
+  hits: number
+  timestamp: number
+  seq: number
+}
+
+/** What the input topic holds, as the hit counter should see it. */
+export interface Expectation {
+  events: number
+  valid: number
+  poison: number
+  counts: Map<string, number>
+  /** count_topic values expected, by seq, with how many times each input event was written. */
+  outputs: Map<number, number>
+}
+
+export function expect(input: RawRecord[]): Expectation {
+  const counts = new Map<string, number>()
+  const outputs = new Map<number, number>()
+  let valid = 0
+  for (const r of input) {
+    const hit = parseHit(r)
+    if (!hit) continue
+    valid++
+    if (hit.hits > 20) {
+      counts.set(hit.userId, (counts.get(hit.userId) ?? 0) + 1)
+      outputs.set(hit.seq, (outputs.get(hit.seq) ?? 0) + 1)
+    }
+  }
+  return { events: input.length, valid, poison: input.length - valid, counts, outputs }
+}
+
+/** A hit the hit counter's schema accepts, or undefined for poison. */
+function parseHit(r: RawRecord): Hit | undefined {
+  if (r.key === null || r.value === null || r.value.length > 100_000) return undefined
+  if (!isUtf8(r.key)) return undefined
+  try {
+    const v = JSON.parse(r.value.toString('utf8')) as Partial<Hit>
+    if (typeof v !== 'object' || v === null) return undefined
+    if (typeof v.userId !== 'string' || v.userId === '' || typeof v.hits !== 'number') return undefined
+    if (!Number.isFinite(v.hits) || typeof v.timestamp !== 'number') return undefined
+    return v as Hit
+  } catch {
+    return undefined
+  }
+}
+
+function isUtf8(b: Buffer): boolean {
+  return Buffer.from(b.toString('utf8'), 'utf8').equals(b)
+}
+
+/** The outcome of a run, compared with its input. */
+export interface Outcome {
+  events: number
+  poison: number
+  expected: number
+  counted: number
+  losses: number
+  duplicates: number
+  outputs: number
+  outputDuplicates: number
+  outputLosses: number
+  dlq: number
+  dlqWithReason: number
+}
+
+/** Reads the table (its changelog), count_topic and the DLQ, and compares them with the input. */
+export async function outcome(t: KafkaTransport, n: Names): Promise<Outcome> {
+  const exp = expect(await readAll(t, n.hits))
+  const table = new Map<string, number>()
+  for (const r of await readAll(t, n.changelog)) {
+    if (r.key === null) continue
+    if (r.value === null) table.delete(r.key.toString())
+    else table.set(r.key.toString(), Number(JSON.parse(r.value.toString())))
+  }
+  let losses = 0
+  let duplicates = 0
+  for (const user of new Set([...exp.counts.keys(), ...table.keys()])) {
+    const want = exp.counts.get(user) ?? 0
+    const got = table.get(user) ?? 0
+    losses += Math.max(0, want - got)
+    duplicates += Math.max(0, got - want)
+  }
+  const seen = new Map<number, number>()
+  const outputs = await readAll(t, n.count)
+  for (const r of outputs) {
+    const seq = (JSON.parse(r.value!.toString()) as Hit).seq
+    seen.set(seq, (seen.get(seq) ?? 0) + 1)
+  }
+  let outputDuplicates = 0
+  let outputLosses = 0
+  for (const seq of new Set([...exp.outputs.keys(), ...seen.keys()])) {
+    const want = exp.outputs.get(seq) ?? 0
+    const got = seen.get(seq) ?? 0
+    outputLosses += Math.max(0, want - got)
+    outputDuplicates += Math.max(0, got - want)
+  }
+  const dead = (await t.admin.listTopics()).includes(n.dlq) ? await readAll(t, n.dlq) : []
+  const dlqWithReason = dead.filter((r) => r.headers[HEADERS.error] && r.headers[HEADERS.errorCode]).length
+  return {
+    events: exp.events,
+    poison: exp.poison,
+    expected: [...exp.counts.values()].reduce((a, b) => a + b, 0),
+    counted: [...table.values()].reduce((a, b) => a + b, 0),
+    losses,
+    duplicates,
+    outputs: outputs.length,
+    outputDuplicates,
+    outputLosses,
+    dlq: dead.length,
+    dlqWithReason,
+  }
+}
+
+/** The group's committed offsets of the input topic, summed: progress, as the broker sees it. */
+export async function committedInput(t: KafkaTransport, n: Names): Promise<number> {
+  const offsets = await t.admin.groupOffsets(n.id, n.hits)
+  return [...offsets.values()].reduce((a, o) => a + Math.max(0, o), 0)
+}
+
+/**
+ * Waits until both stages are done: every input record committed, and count_topic committed past
+ * its last record. Returns false on timeout.
+ */
+export async function waitDone(t: KafkaTransport, n: Names, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    try {
+      const ends = await t.admin.endOffsets(n.hits)
+      const committed = await t.admin.groupOffsets(n.id, n.hits)
+      const inputDone = [...ends].every(([p, end]) => (committed.get(p) ?? -1) >= end)
+      if (inputDone) {
+        const outputs = await readAll(t, n.count)
+        const last = new Map<number, number>()
+        for (const r of outputs) last.set(r.partition, Math.max(last.get(r.partition) ?? -1, r.offset))
+        const countCommitted = await t.admin.groupOffsets(n.id, n.count)
+        if ([...last].every(([p, o]) => (countCommitted.get(p) ?? -1) > o)) return true
+      }
+    } catch {
+      // The broker may be coming back.
+    }
+    await sleep(500)
+  }
+  return false
+}
+
+/**
+ * Time from a disruption until the group commits past where it was: every input partition that
+ * had records waiting at `since` has its committed offset moved on. Resolves with milliseconds,
+ * or -1 on timeout.
+ */
+export async function timeToProgress(
+  t: KafkaTransport,
+  n: Names,
+  since: number,
+  timeoutMs: number,
+): Promise<number> {
+  let before: Map<number, number> | undefined
+  while (before === undefined && Date.now() < since + timeoutMs) {
+    before = await t.admin.groupOffsets(n.id, n.hits).catch(() => undefined)
+    if (before === undefined) await sleep(200)
+  }
+  if (before === undefined) return -1
+  const ends = await t.admin.endOffsets(n.hits).catch(() => new Map<number, number>())
+  const waiting = [...before].filter(([p, o]) => (ends.get(p) ?? 0) > o).map(([p]) => p)
+  while (Date.now() < since + timeoutMs) {
+    const now = await t.admin.groupOffsets(n.id, n.hits).catch(() => undefined)
+    if (now && waiting.every((p) => (now.get(p) ?? -1) > (before.get(p) ?? -1))) return Date.now() - since
+    await sleep(100)
+  }
+  return -1
+}
+
+export function transport(brokers: string): KafkaTransport {
+  return new KafkaTransport(brokers.split(','), { clientId: 'mephisto-chaos' })
+}
