@@ -1,3 +1,4 @@
+import type { ProcessingGuarantee } from '@mephisto/core'
 import { App } from '@mephisto/core'
 import { expectedCounts, produceHits } from '@mephisto/hit-counter-producer'
 import { createHitCounter } from '@mephisto/hit-counter-worker'
@@ -13,6 +14,19 @@ export interface ConsumerBenchResult {
 }
 
 const PARTITIONS = 8
+
+/** Rejects with `what` after `ms`: a benchmark that stalls must say so, not hang. */
+async function withTimeout<T>(p: Promise<T>, ms: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what()}`)), ms)
+  })
+  try {
+    return await Promise.race([p, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 function kafka(brokers: string[]): Kafka {
   return new Kafka({ clientId: 'mephisto-bench', brokers, logLevel: logLevel.ERROR })
@@ -42,8 +56,9 @@ export async function fillTopic(brokers: string[], topic: string, n: number): Pr
 }
 
 /** A raw kafkajs eachBatch consumer: JSON.parse each value, count, resolve offsets, commit. */
-async function rawConsumer(brokers: string[], topic: string, n: number): Promise<number> {
-  const consumer = kafka(brokers).consumer({ groupId: `raw-${topic}` })
+async function rawConsumer(brokers: string[], topic: string, n: number, run: number): Promise<number> {
+  // A group of its own per run: a second run in the same group would start at the committed end.
+  const consumer = kafka(brokers).consumer({ groupId: `raw-${topic}-${run}` })
   const started = performance.now()
   await consumer.connect()
   await consumer.subscribe({ topics: [topic], fromBeginning: true })
@@ -66,7 +81,7 @@ async function rawConsumer(brokers: string[], topic: string, n: number): Promise
       if (seen >= n) done()
     },
   })
-  await finished
+  await withTimeout(finished, 120_000, () => `the raw kafkajs consumer read ${seen} of ${n} records`)
   const ms = performance.now() - started
   await consumer.disconnect()
   if (sum < 0) throw new Error('unreachable')
@@ -74,8 +89,8 @@ async function rawConsumer(brokers: string[], topic: string, n: number): Promise
 }
 
 /** The same work as a stateless Mephisto agent. */
-async function mephistoConsumer(brokers: string[], topic: string, n: number): Promise<number> {
-  const app = new App({ id: `mephisto-${topic}`, broker: brokers, logger: 'warn', web: false })
+async function mephistoConsumer(brokers: string[], topic: string, n: number, run: number): Promise<number> {
+  const app = new App({ id: `mephisto-${topic}-${run}`, broker: brokers, logger: 'warn', web: false })
   const source = app.topic<string, { hits: number }>(topic)
   let seen = 0
   let sum = 0
@@ -91,7 +106,7 @@ async function mephistoConsumer(brokers: string[], topic: string, n: number): Pr
   })
   const started = performance.now()
   await app.start()
-  await finished
+  await withTimeout(finished, 120_000, () => `the Mephisto agent read ${seen} of ${n} records`)
   const ms = performance.now() - started
   await app.stop()
   if (sum < 0) throw new Error('unreachable')
@@ -106,10 +121,10 @@ export async function consumerBench(brokers: string[], n: number): Promise<Consu
   const topic = `bench-${Date.now().toString(36)}`
   await fillTopic(brokers, topic, n)
   // Alternate and keep the best of two, so neither side pays for a cold broker cache alone.
-  const raw1 = await rawConsumer(brokers, `${topic}`, n)
-  const meph1 = await mephistoConsumer(brokers, topic, n)
-  const raw2 = await rawConsumer(brokers, `${topic}`, n).catch(() => raw1)
-  const meph2 = await mephistoConsumer(brokers, topic, n).catch(() => meph1)
+  const raw1 = await rawConsumer(brokers, topic, n, 1)
+  const meph1 = await mephistoConsumer(brokers, topic, n, 1)
+  const raw2 = await rawConsumer(brokers, topic, n, 2)
+  const meph2 = await mephistoConsumer(brokers, topic, n, 2)
   const rawMs = Math.min(raw1, raw2)
   const mephistoMs = Math.min(meph1, meph2)
   return {
@@ -123,6 +138,7 @@ export async function consumerBench(brokers: string[], n: number): Promise<Consu
 }
 
 export interface HitCounterKafkaResult {
+  guarantee: ProcessingGuarantee
   events: number
   produceMs: number
   endToEndMs: number
@@ -131,7 +147,11 @@ export interface HitCounterKafkaResult {
 }
 
 /** The hit counter end to end on Kafka: produce `n` events, count them, check the table. */
-export async function hitCounterKafkaBench(brokers: string[], n: number): Promise<HitCounterKafkaResult> {
+export async function hitCounterKafkaBench(
+  brokers: string[],
+  n: number,
+  guarantee: ProcessingGuarantee = 'at_least_once',
+): Promise<HitCounterKafkaResult> {
   // The hit counter's topics have fixed names: start from empty ones.
   const admin = kafka(brokers).admin()
   await admin.connect()
@@ -140,7 +160,7 @@ export async function hitCounterKafkaBench(brokers: string[], n: number): Promis
   if (stale.length) await admin.deleteTopics({ topics: stale })
   await admin.disconnect()
   const id = `bench-hits-${Date.now().toString(36)}`
-  const { app, counts } = createHitCounter({ broker: brokers, id })
+  const { app, counts } = createHitCounter({ broker: brokers, id, processingGuarantee: guarantee })
   Object.assign(app.options, { web: false })
   await app.start()
   const started = performance.now()
@@ -159,5 +179,12 @@ export async function hitCounterKafkaBench(brokers: string[], n: number): Promis
   let countsMatch = total === want
   for (const [u, c] of expected) if ((await counts.get(u)) !== c) countsMatch = false
   await app.stop()
-  return { events: n, produceMs: produced.ms, endToEndMs, perSec: (n * 1000) / endToEndMs, countsMatch }
+  return {
+    guarantee,
+    events: n,
+    produceMs: produced.ms,
+    endToEndMs,
+    perSec: (n * 1000) / endToEndMs,
+    countsMatch,
+  }
 }

@@ -67,13 +67,22 @@ if (!values.only || values.only === 'kafka') {
       'yes',
     ])
     const h = await hitCounterKafkaBench(list, Number(values['hit-events']))
+    const eos = await hitCounterKafkaBench(list, Number(values['hit-events']), 'exactly_once')
     results.hitCounterKafka = h
+    results.hitCounterKafkaExactlyOnce = eos
     rows.push([
       'hit counter end to end, Kafka',
       fmt(h.perSec),
       `produce ${(h.produceMs / 1000).toFixed(1)} s`,
       '',
       h.countsMatch ? 'yes' : 'NO',
+    ])
+    rows.push([
+      'hit counter end to end, Kafka, exactly_once',
+      fmt(eos.perSec),
+      `${fmt(h.perSec)} at_least_once`,
+      `${(eos.perSec / h.perSec).toFixed(2)}x`,
+      eos.countsMatch ? 'yes' : 'NO',
     ])
     const rec = await recoveryBench(list, Number(values['table-keys']), Number(values.tail))
     results.recovery = rec
