@@ -48,6 +48,23 @@ async function entries<K, V>(it: AsyncIterable<[K, V]>): Promise<[K, V][]> {
 }
 
 describe('table operations', () => {
+  it('a commit of 300,000 writes puts every one in the changelog', async () => {
+    // Regression: the records of a commit were spread into push(), which overflows the call stack
+    // past ~120k arguments; the failed commit then left writes stored but never in the changelog.
+    const app = quietApp('big-commit', { commitIntervalMs: 3_600_000, commitEvery: 1_000_000 })
+    const table = app.table<string, number>('values', { partitions: 2 })
+    const N = 300_000
+    app.task(() => {
+      for (let i = 0; i < N; i++) table.set(`k${i}`, i, { partition: i % 2 })
+    })
+    const t = await start(app)
+    await t.settle()
+    await t.commit()
+    const changelog = t.broker.records('big-commit-values-changelog')
+    expect(new Set(changelog.map((r) => r.key!.toString())).size).toBe(N)
+    expect(await table.get('k299999', { partition: 1 })).toBe(299_999)
+  })
+
   it('get returns the default for a missing key without storing it', async () => {
     const { app, commands, kv, probes } = kvApp()
     const t = await start(app)

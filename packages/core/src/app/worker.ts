@@ -1008,7 +1008,11 @@ export class Worker {
     const outputs = this.txOutputs
     this.txOutputs = new Map()
     this.txBuffered = 0
-    for (const [p, records] of outputs) group(p).records.push(...records)
+    // A loop, not push(...records): spreading a large array overflows the call stack.
+    for (const [p, records] of outputs) {
+      const g = group(p).records
+      for (const r of records) g.push(r)
+    }
     const plain: OutgoingRecord[] = []
     for (const ts of this.tableStates.values()) {
       for (const r of ts.beginCommit()) {
@@ -1121,8 +1125,16 @@ export class Worker {
       if (t.committable > t.committed)
         offsets.push({ topic: t.tp.topic, partition: t.tp.partition, offset: t.committable })
     }
-    const changelog = []
-    for (const ts of this.tableStates.values()) changelog.push(...ts.beginCommit())
+    const changelog: OutgoingRecord[] = []
+    try {
+      // A loop, not push(...records): a commit can hold hundreds of thousands of records, and
+      // spreading that many arguments overflows the call stack.
+      for (const ts of this.tableStates.values()) for (const r of ts.beginCommit()) changelog.push(r)
+    } catch (err) {
+      for (const ts of this.tableStates.values()) ts.abortCommit()
+      this.logger.error('commit failed; it is retried at the next interval', { err })
+      throw err
+    }
     if (offsets.length === 0 && changelog.length === 0 && this.producer.pending() === 0) return
     const state = this.sensors.onCommitInitiated()
     try {

@@ -84,14 +84,18 @@ export class TableState<K, V> {
    */
   beginCommit(): OutgoingRecord[] {
     const records: OutgoingRecord[] = []
-    if (this.dirtyCount === 0 && this.dirty.size === 0) return records
+    if (this.dirtyCount === 0 && this.dirty.size === 0 && this.flushing.size === 0) return records
     const topic = this.table.changelogTopic
     const encode = this.table.valueCodec.encode
-    for (const [partition, writes] of this.dirty) {
-      if (writes.size === 0) continue
-      // A previous flush that failed is retried together with the new writes.
+    // A previous commit that failed left its writes in `flushing`: they are sent again, every
+    // partition of them, whether or not it has new writes (completeCommit applies all of
+    // `flushing` to the store, so one not sent again would be stored but never in the changelog).
+    const partitions = new Set([...this.flushing.keys(), ...this.dirty.keys()])
+    for (const partition of partitions) {
+      const writes = this.dirty.get(partition)
       const prev = this.flushing.get(partition)
-      const merged = prev ? new Map([...prev, ...writes]) : writes
+      const merged = prev && writes ? new Map([...prev, ...writes]) : (prev ?? writes)
+      if (!merged || merged.size === 0) continue
       this.flushing.set(partition, merged)
       for (const [sk, v] of merged) {
         records.push({
