@@ -6,8 +6,12 @@ import { Kafka, logLevel } from 'kafkajs'
 
 export interface ConsumerBenchResult {
   messages: number
+  /** From the first record to the last (throughput), best of two runs. */
   rawMs: number
   mephistoMs: number
+  /** From start() / connect() to the first record: topic checks, group join, assignment. */
+  rawStartMs: number
+  mephistoStartMs: number
   rawPerSec: number
   mephistoPerSec: number
   ratio: number
@@ -56,7 +60,13 @@ export async function fillTopic(brokers: string[], topic: string, n: number): Pr
 }
 
 /** A raw kafkajs eachBatch consumer: JSON.parse each value, count, resolve offsets, commit. */
-async function rawConsumer(brokers: string[], topic: string, n: number, run: number): Promise<number> {
+/** Time to the first record (connect, join, assignment) and from the first record to the last. */
+interface Timing {
+  startMs: number
+  readMs: number
+}
+
+async function rawConsumer(brokers: string[], topic: string, n: number, run: number): Promise<Timing> {
   // A group of its own per run: a second run in the same group would start at the committed end.
   const consumer = kafka(brokers).consumer({ groupId: `raw-${topic}-${run}` })
   const started = performance.now()
@@ -64,6 +74,7 @@ async function rawConsumer(brokers: string[], topic: string, n: number, run: num
   await consumer.subscribe({ topics: [topic], fromBeginning: true })
   let seen = 0
   let sum = 0
+  let first = 0
   let done!: () => void
   const finished = new Promise<void>((r) => {
     done = r
@@ -71,6 +82,7 @@ async function rawConsumer(brokers: string[], topic: string, n: number, run: num
   await consumer.run({
     eachBatchAutoResolve: false,
     eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+      if (first === 0) first = performance.now()
       for (const m of batch.messages) {
         const v = JSON.parse(m.value!.toString('utf8')) as { hits: number }
         sum += v.hits
@@ -82,14 +94,14 @@ async function rawConsumer(brokers: string[], topic: string, n: number, run: num
     },
   })
   await withTimeout(finished, 120_000, () => `the raw kafkajs consumer read ${seen} of ${n} records`)
-  const ms = performance.now() - started
+  const end = performance.now()
   await consumer.disconnect()
   if (sum < 0) throw new Error('unreachable')
-  return ms
+  return { startMs: first - started, readMs: end - first }
 }
 
 /** The same work as a stateless Mephisto agent. */
-async function mephistoConsumer(brokers: string[], topic: string, n: number, run: number): Promise<number> {
+async function mephistoConsumer(brokers: string[], topic: string, n: number, run: number): Promise<Timing> {
   const app = new App({ id: `mephisto-${topic}-${run}`, broker: brokers, logger: 'warn', web: false })
   const source = app.topic<string, { hits: number }>(topic)
   let seen = 0
@@ -98,8 +110,10 @@ async function mephistoConsumer(brokers: string[], topic: string, n: number, run
   const finished = new Promise<void>((r) => {
     done = r
   })
+  let first = 0
   app.agent(source, async (stream) => {
     for await (const v of stream) {
+      if (first === 0) first = performance.now()
       sum += v.hits
       if (++seen >= n) done()
     }
@@ -107,15 +121,16 @@ async function mephistoConsumer(brokers: string[], topic: string, n: number, run
   const started = performance.now()
   await app.start()
   await withTimeout(finished, 120_000, () => `the Mephisto agent read ${seen} of ${n} records`)
-  const ms = performance.now() - started
+  const end = performance.now()
   await app.stop()
   if (sum < 0) throw new Error('unreachable')
-  return ms
+  return { startMs: first - started, readMs: end - first }
 }
 
 /**
  * A stateless Mephisto agent against a raw kafkajs eachBatch consumer, on the same pre-filled
- * topic of the same broker, in one run. Each is measured from connect to the last message.
+ * topic of the same broker, in one run. Throughput is measured from the first record to the last;
+ * the time to the first record (connect, topic checks, group join) is reported on its own.
  */
 export async function consumerBench(brokers: string[], n: number): Promise<ConsumerBenchResult> {
   const topic = `bench-${Date.now().toString(36)}`
@@ -125,12 +140,14 @@ export async function consumerBench(brokers: string[], n: number): Promise<Consu
   const meph1 = await mephistoConsumer(brokers, topic, n, 1)
   const raw2 = await rawConsumer(brokers, topic, n, 2)
   const meph2 = await mephistoConsumer(brokers, topic, n, 2)
-  const rawMs = Math.min(raw1, raw2)
-  const mephistoMs = Math.min(meph1, meph2)
+  const rawMs = Math.min(raw1.readMs, raw2.readMs)
+  const mephistoMs = Math.min(meph1.readMs, meph2.readMs)
   return {
     messages: n,
     rawMs,
     mephistoMs,
+    rawStartMs: Math.min(raw1.startMs, raw2.startMs),
+    mephistoStartMs: Math.min(meph1.startMs, meph2.startMs),
     rawPerSec: (n * 1000) / rawMs,
     mephistoPerSec: (n * 1000) / mephistoMs,
     ratio: rawMs / mephistoMs,
