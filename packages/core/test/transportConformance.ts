@@ -528,12 +528,22 @@ export function transportConformance(name: string, target: ConformanceTarget): v
             older.commit([{ topic: topic!, partition: 0, key: null, value: Buffer.from('zombie') }], [], g),
           ).rejects.toMatchObject({ code: 'FENCED' })
           await newer.commit([{ topic: topic!, partition: 0, key: null, value: Buffer.from('d') }], [], g)
-          // What a read-committed reader sees: every committed record, never the zombie's.
-          const ends = await t.admin.endOffsets(topic!)
-          const seen: string[] = []
-          await t.read(topic!, [{ partition: 0, from: 0, to: ends.get(0)! }], (records) => {
-            for (const r of records) seen.push(text(r.value)!)
-          })
+          // What a read-committed reader sees: every committed record, never the zombie's. Kafka
+          // answers EndTxn before the commit markers reach the partitions, and the end offset a
+          // read-committed client sees (the last stable offset) only passes 'd' once they have.
+          let seen: string[] = []
+          await waitFor(
+            "the newer transaction's record",
+            async () => {
+              const ends = await t.admin.endOffsets(topic!)
+              seen = []
+              await t.read(topic!, [{ partition: 0, from: 0, to: ends.get(0)! }], (records) => {
+                for (const r of records) seen.push(text(r.value)!)
+              })
+              return seen.includes('d')
+            },
+            10_000,
+          )
           expect(seen).toEqual(['a', 'b', 'd'])
           await newer.close()
           await older.close()

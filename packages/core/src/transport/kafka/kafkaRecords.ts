@@ -1,20 +1,24 @@
 import type { IHeaders, KafkaMessage } from 'kafkajs'
 import type { Headers, RawRecord } from '../transport.js'
 
+/** What a record without headers carries: one shared, frozen object (as the memory broker does). */
+const NO_HEADERS: Headers = Object.freeze({}) as Headers
+
 /**
  * kafkajs headers as the transport contract has them: one Buffer per name. A name repeated in a
  * record keeps its last value, as Java's `Headers.lastHeader` reads it.
  */
 export function toHeaders(headers: IHeaders | Record<string, unknown> | undefined): Headers {
-  const result: Headers = {}
-  if (headers === undefined) return result
+  let result: Headers | undefined
+  if (headers === undefined) return NO_HEADERS
   for (const name in headers) {
     let value = headers[name]
     if (Array.isArray(value)) value = value[value.length - 1]
     if (value === undefined || value === null) continue
+    result ??= {}
     result[name] = Buffer.isBuffer(value) ? value : Buffer.from(String(value))
   }
-  return result
+  return result ?? NO_HEADERS
 }
 
 export function toRawRecord(topic: string, partition: number, m: KafkaMessage): RawRecord {
