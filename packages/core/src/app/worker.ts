@@ -232,9 +232,7 @@ export class Worker {
     } else {
       // No stream to read: the worker leads itself, and owns every table partition.
       this.leader = true
-      for (const ts of this.tableStates.values()) {
-        for (let p = 0; p < ts.table.partitions; p++) await ts.recover(this.transport, p)
-      }
+      await this.recoverTables(null)
     }
     // An actor may have crashed the worker while it was starting (an agent body that throws
     // before reading): report that instead of coming up as a running zombie.
@@ -467,20 +465,30 @@ export class Worker {
         this.trackers.set(tpKey(tp.topic, tp.partition), t)
         partitions.add(tp.partition)
       }
-      for (const ts of this.tableStates.values()) {
-        for (const p of partitions) {
-          if (p < ts.table.partitions && !ts.owns(p)) {
-            const { replayed } = await ts.recover(this.transport, p)
-            if (replayed > 0)
-              this.logger.info(`recovered table ${ts.table.name}[${p}]`, { records: replayed })
-          }
-        }
-      }
+      await this.recoverTables([...partitions])
       this.sensors.onAssignmentCompleted(state, tps)
     } catch (err) {
       this.sensors.onAssignmentError(state, err)
       throw err
     }
+  }
+
+  /**
+   * Recovers the given partitions (`null`: all) of every table that are not owned yet, tables
+   * side by side and partitions in parallel within each (TableState.recoverMany).
+   */
+  private async recoverTables(partitions: readonly number[] | null): Promise<void> {
+    await Promise.all(
+      [...this.tableStates.values()].map(async (ts) => {
+        const all = Array.from({ length: ts.table.partitions }, (_, p) => p)
+        const mine = (partitions ?? all).filter((p) => p < ts.table.partitions && !ts.owns(p))
+        const replayed = await ts.recoverMany(this.transport, mine)
+        mine.forEach((p, i) => {
+          if (replayed[i]! > 0)
+            this.logger.info(`recovered table ${ts.table.name}[${p}]`, { records: replayed[i] })
+        })
+      }),
+    )
   }
 
   private async onRevoke(tps: TopicPartition[]): Promise<void> {

@@ -6,6 +6,36 @@ import type { OutgoingRecord, RawRecord, RecordMetadata, Transport } from '../tr
 import type { Table } from './table.js'
 
 const DELETED: unique symbol = Symbol('deleted')
+
+/** Partitions of one table recovered at once. */
+const RECOVERY_PARALLELISM = 8
+
+interface ChangelogBounds {
+  ends: Map<number, number>
+  starts: Map<number, number>
+}
+
+/** Runs `fn` over `items`, `limit` at a time; after a failure starts no more, and rejects with it once the running ones settle. */
+async function inParallel<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0
+  let failure: { error: unknown } | undefined
+  const lane = async (): Promise<void> => {
+    while (next < items.length && failure === undefined) {
+      const item = items[next++]!
+      try {
+        await fn(item)
+      } catch (error) {
+        failure ??= { error }
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane))
+  if (failure) throw failure.error
+}
 type Pending<V> = Map<string, V | typeof DELETED>
 
 /**
@@ -141,11 +171,30 @@ export class TableState<K, V> {
    * the store has not applied yet (a standby copy or persisted state shortens it to the tail).
    */
   async recover(transport: Transport, partition: number): Promise<{ replayed: number }> {
-    return this.exclusive(partition, async () => {
-      const replayed = await this.catchUp(transport, partition, true)
-      this.owned.add(partition)
-      return { replayed }
-    })
+    const [replayed = 0] = await this.recoverMany(transport, [partition])
+    return { replayed }
+  }
+
+  /**
+   * {@link recover} for several partitions: one look-up of the changelog's offsets for all of
+   * them, and up to {@link RECOVERY_PARALLELISM} partitions read at once, so a worker handed many
+   * partitions waits for the slowest, not for the sum (opening a persisted store and the broker
+   * round trips cost about the same as replaying a short tail). Returns records replayed per
+   * partition, in the order given.
+   */
+  async recoverMany(transport: Transport, partitions: readonly number[]): Promise<number[]> {
+    const todo = partitions.filter((p) => !this.owned.has(p))
+    const replayed = new Map<number, number>()
+    if (todo.length > 0) {
+      const bounds = await this.changelogBounds(transport)
+      await inParallel(todo, RECOVERY_PARALLELISM, (partition) =>
+        this.exclusive(partition, async () => {
+          replayed.set(partition, await this.catchUp(transport, partition, true, bounds))
+          this.owned.add(partition)
+        }),
+      )
+    }
+    return partitions.map((p) => replayed.get(p) ?? 0)
   }
 
   /**
@@ -159,11 +208,25 @@ export class TableState<K, V> {
     )
   }
 
-  private async catchUp(transport: Transport, partition: number, report: boolean): Promise<number> {
+  /** The changelog's first and end offsets per partition (the end is the last stable offset). */
+  private async changelogBounds(transport: Transport): Promise<ChangelogBounds> {
     const topic = this.table.changelogTopic
-    const [ends, starts, applied] = await Promise.all([
+    const [ends, starts] = await Promise.all([
       transport.admin.endOffsets(topic),
       transport.admin.startOffsets(topic),
+    ])
+    return { ends, starts }
+  }
+
+  private async catchUp(
+    transport: Transport,
+    partition: number,
+    report: boolean,
+    known?: ChangelogBounds,
+  ): Promise<number> {
+    const topic = this.table.changelogTopic
+    const [{ ends, starts }, applied] = await Promise.all([
+      known ?? this.changelogBounds(transport),
       this.store.appliedOffset(partition),
     ])
     const end = ends.get(partition) ?? 0

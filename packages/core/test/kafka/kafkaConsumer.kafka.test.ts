@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest'
 import type { RecordBatch, TopicPartition } from '../../src/index.js'
-import { describeKafka, testTransport, uniqueName } from './kafka.js'
+import { describeKafka, kafkaBrokers, testTransport, uniqueName } from './kafka.js'
 
 async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -81,4 +81,45 @@ describeKafka('KafkaConsumer', () => {
       await t.close()
     }
   }, 40_000)
+})
+
+describeKafka('KafkaReader', () => {
+  /** Sockets of this test worker open to the broker's port. */
+  const brokerSockets = (port: number): number =>
+    (process as unknown as { _getActiveHandles(): { remotePort?: number; destroyed?: boolean }[] })
+      ._getActiveHandles()
+      .filter((h) => h.remotePort === port && h.destroyed !== true).length
+
+  it('concurrent reads share one fetch connection and close leaves no socket open', async () => {
+    const t = testTransport()
+    await t.connect()
+    const topic = uniqueName('reads')
+    await t.admin.ensureTopics([{ name: topic, partitions: 4 }])
+    try {
+      const p = t.producer()
+      for (let partition = 0; partition < 4; partition++)
+        await p.sendAndWait({ topic, partition, key: null, value: Buffer.from(`v${partition}`) })
+      await p.close()
+      const port = Number(kafkaBrokers().split(',')[0]!.split(':').at(-1))
+      const before = brokerSockets(port)
+      // A fresh transport whose fetch connection is not open yet: four reads race to open it.
+      const reader = testTransport()
+      await reader.connect()
+      const seen: string[] = []
+      await Promise.all(
+        [0, 1, 2, 3].map((partition) =>
+          reader.read(topic, [{ partition, from: 0, to: 1 }], (records) => {
+            for (const r of records) seen.push(r.value!.toString())
+          }),
+        ),
+      )
+      expect(seen.sort()).toEqual(['v0', 'v1', 'v2', 'v3'])
+      await reader.close()
+      await new Promise((r) => setTimeout(r, 100))
+      expect(brokerSockets(port)).toBe(before)
+    } finally {
+      await t.admin.deleteTopics([topic])
+      await t.close()
+    }
+  }, 30_000)
 })

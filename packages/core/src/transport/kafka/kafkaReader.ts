@@ -56,6 +56,8 @@ export class KafkaReader {
   private readonly maxBytesPerPartition: number
   private readonly maxBytes: number
   private readonly maxWaitTime: number
+  /** The fetch in flight per broker node; see {@link oneAtATime}. */
+  private readonly fetching = new Map<string, Promise<void>>()
 
   constructor(
     private readonly kafka: Kafka,
@@ -104,25 +106,26 @@ export class KafkaReader {
         Object.entries(leaders).map(async ([nodeId, partitions]) => {
           let response: { responses: { topicName: string; partitions: FetchedPartition[] }[] }
           try {
-            const broker = await cluster.findBroker({ nodeId })
-            response = await broker.fetch({
-              isolationLevel: READ_COMMITTED,
-              maxWaitTime: this.maxWaitTime,
-              minBytes: 1,
-              maxBytes: this.maxBytes,
-              topics: [
-                {
-                  topic,
-                  partitions: partitions.map((partition) => {
-                    const range = pending.get(partition)!
-                    const maxBytes = range.fetchBytes
-                    // Small first, then doubling: a long range soon fetches at full size.
-                    range.fetchBytes = Math.min(this.maxBytesPerPartition, range.fetchBytes * 2)
-                    return { partition, fetchOffset: String(range.position), maxBytes }
-                  }),
-                },
-              ],
-            })
+            response = await this.oneAtATime(nodeId, async () =>
+              (await cluster.findBroker({ nodeId })).fetch({
+                isolationLevel: READ_COMMITTED,
+                maxWaitTime: this.maxWaitTime,
+                minBytes: 1,
+                maxBytes: this.maxBytes,
+                topics: [
+                  {
+                    topic,
+                    partitions: partitions.map((partition) => {
+                      const range = pending.get(partition)!
+                      const maxBytes = range.fetchBytes
+                      // Small first, then doubling: a long range soon fetches at full size.
+                      range.fetchBytes = Math.min(this.maxBytesPerPartition, range.fetchBytes * 2)
+                      return { partition, fetchOffset: String(range.position), maxBytes }
+                    }),
+                  },
+                ],
+              }),
+            )
           } catch (error) {
             if ((error as { type?: string }).type === 'OFFSET_OUT_OF_RANGE') {
               await this.skipToEarliest(topic, pending)
@@ -142,6 +145,28 @@ export class KafkaReader {
         }),
       )
     }
+  }
+
+  /**
+   * Runs one fetch to a broker at a time, across concurrent reads (tables recover several
+   * partitions at once). kafkajs opens a broker's fetch connection lazily and does not guard
+   * against two requests opening it together: each opens a socket and all but the last leak,
+   * keeping the process alive. Nothing is lost by queueing here: a broker answers the requests
+   * of one connection one after another anyway, and the records of one response are delivered
+   * while the next fetch is under way.
+   */
+  private oneAtATime<T>(nodeId: string, fetch: () => Promise<T>): Promise<T> {
+    const previous = this.fetching.get(nodeId) ?? Promise.resolve()
+    const run = previous.then(fetch)
+    const done = run.then(
+      () => {},
+      () => {},
+    )
+    this.fetching.set(nodeId, done)
+    void done.then(() => {
+      if (this.fetching.get(nodeId) === done) this.fetching.delete(nodeId)
+    })
+    return run
   }
 
   /**
