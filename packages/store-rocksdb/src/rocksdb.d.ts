@@ -45,6 +45,8 @@ declare module 'rocksdb' {
     ): void
     batch(operations: BatchOperation[], options: { sync?: boolean }, callback: Callback): void
     iterator(options: IteratorOptions): RocksIterator
+    /** A RocksDB property (`rocksdb.*`), read synchronously. */
+    getProperty(property: string): string
   }
 
   interface RocksDBFactory {
