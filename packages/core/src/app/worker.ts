@@ -4,6 +4,7 @@ import { AgentRuntime } from '../agents/agentRuntime.js'
 import type { ActorContext } from '../agents/context.js'
 import { actorContext } from '../agents/context.js'
 import { ConfigurationError, EncodeError, MephistoError, NotReadyError, TransactionError } from '../errors.js'
+import type { StreamEventInfo } from '../sensors/sensor.js'
 import type { SensorSet, SensorStates } from '../sensors/sensorSet.js'
 import { memoryStore } from '../stores/memoryStore.js'
 import type { Store, TableStore } from '../stores/store.js'
@@ -598,12 +599,9 @@ export class Worker {
   }
 
   private readonly onAck = (e: StreamEvent<any, any>): void => {
-    if (e.stream !== undefined) {
-      this.sensors.onStreamEventOut(
-        { stream: e.stream, topic: e.topic, partition: e.partition, offset: e.offset },
-        e.sensorState as SensorStates,
-      )
-    }
+    // The event is its own StreamEventInfo (stream, topic, partition, offset): no allocation per event.
+    if (e.stream !== undefined)
+      this.sensors.onStreamEventOut(e as StreamEventInfo, e.sensorState as SensorStates)
     if (e.handedOut) {
       e.handedOut = false
       if (--this.handedOut === 0) this.quiesced?.()
@@ -632,12 +630,7 @@ export class Worker {
   eventIn(agent: string, e: StreamEvent<any, any>): void {
     const root = e.root
     root.stream = agent
-    root.sensorState = this.sensors.onStreamEventIn({
-      stream: agent,
-      topic: e.topic,
-      partition: e.partition,
-      offset: e.offset,
-    })
+    root.sensorState = this.sensors.onStreamEventIn(root as StreamEventInfo)
   }
 
   // ---------------------------------------------------------------- producing
