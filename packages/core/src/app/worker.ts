@@ -445,7 +445,8 @@ export class Worker {
     const state = this.sensors.onAssignmentStart(tps)
     try {
       if (this.exactlyOnce && this.consumer) await this.fence(tps)
-      const committed = this.consumer ? await this.consumer.committed(tps) : []
+      // Stable under exactly-once: the fenced owner's last transaction may still be applying its offsets.
+      const committed = this.consumer ? await this.consumer.committed(tps, { stable: this.exactlyOnce }) : []
       if (this.exactlyOnce && this.consumer?.seek) {
         // Read after the fence: the previous owner's last transaction is settled by now, while
         // the position the client resolved on joining may predate it.

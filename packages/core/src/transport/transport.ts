@@ -104,8 +104,12 @@ export interface TransportConsumer {
   start(topics: string[], handlers: ConsumerHandlers): Promise<void>
   /** Commits offsets for the group. Resolves once the broker has stored them. */
   commit(offsets: CommitOffset[]): Promise<void>
-  /** Committed offsets of this group for the given partitions (-1 where none). */
-  committed(partitions: TopicPartition[]): Promise<CommitOffset[]>
+  /**
+   * Committed offsets of this group for the given partitions (-1 where none). With `stable`,
+   * offsets a just-committed transaction is still applying are waited for (exactly-once, after
+   * fencing the previous owner); a transport whose commits apply at once may ignore it.
+   */
+  committed(partitions: TopicPartition[], options?: { stable?: boolean }): Promise<CommitOffset[]>
   /**
    * Where the next records of these (assigned) partitions start. Exactly-once calls it from
    * `onAssign`, after fencing the previous owner, with the committed offsets read then: what a

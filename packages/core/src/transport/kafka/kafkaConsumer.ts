@@ -207,7 +207,26 @@ export class KafkaConsumer implements TransportConsumer {
     }
   }
 
-  async committed(partitions: TopicPartition[]): Promise<CommitOffset[]> {
+  /**
+   * With `stable`, reads until two reads 100 ms apart agree (at most ten): Kafka applies a
+   * committed transaction's offsets to the group a moment after its markers are written and
+   * until then answers with the previous ones, so a worker that has just fenced the previous
+   * owner would start from there and redo what that owner's last transaction committed. (An
+   * OffsetFetch with `require_stable` would say so instead; kafkajs does not send it.)
+   */
+  async committed(partitions: TopicPartition[], options: { stable?: boolean } = {}): Promise<CommitOffset[]> {
+    let last = await this.readCommitted(partitions)
+    if (!options.stable) return last
+    for (let i = 0; i < 10; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      const next = await this.readCommitted(partitions)
+      if (next.every((c, j) => c.offset === last[j]!.offset)) return next
+      last = next
+    }
+    return last
+  }
+
+  private async readCommitted(partitions: TopicPartition[]): Promise<CommitOffset[]> {
     const byTopic = new Map<string, Map<number, number>>()
     for (const topic of new Set(partitions.map((p) => p.topic))) {
       byTopic.set(topic, await this.deps.admin.groupOffsets(this.options.groupId, topic))
