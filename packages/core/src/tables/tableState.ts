@@ -3,6 +3,7 @@ import { MephistoError } from '../errors.js'
 import type { SensorSet } from '../sensors/sensorSet.js'
 import type { StoreWrite, TableStore } from '../stores/store.js'
 import type { OutgoingRecord, RawRecord, RecordMetadata, Transport } from '../transport/transport.js'
+import { KeyedLock } from '../util/keyedLock.js'
 import type { Table } from './table.js'
 
 const DELETED: unique symbol = Symbol('deleted')
@@ -52,7 +53,7 @@ export class TableState<K, V> {
   private flushing = new Map<number, Pending<V>>()
   private readonly owned = new Set<number>()
   private dirtyCount = 0
-  private readonly locks = new Map<number, Promise<void>>()
+  private readonly locks = new KeyedLock<number>()
 
   constructor(
     readonly table: Table<K, V>,
@@ -256,17 +257,7 @@ export class TableState<K, V> {
 
   /** Recovery and standby reads of one partition never interleave. */
   private exclusive<T>(partition: number, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(partition) ?? Promise.resolve()
-    const run = prev.then(fn, fn)
-    const settled = run.then(
-      () => {},
-      () => {},
-    )
-    this.locks.set(partition, settled)
-    void settled.then(() => {
-      if (this.locks.get(partition) === settled) this.locks.delete(partition)
-    })
-    return run
+    return this.locks.run(partition, fn)
   }
 
   /** The worker lost the partition: forget it (after its writes were committed). */

@@ -1,5 +1,6 @@
 import type { Cluster, Kafka } from 'kafkajs'
 import { BrokerError } from '../../errors.js'
+import { KeyedLock } from '../../util/keyedLock.js'
 import type { PartitionRange, RawRecord } from '../transport.js'
 import { copartitionedAssigner } from './copartitionedAssigner.js'
 import { messageOf } from './kafkaAdmin.js'
@@ -57,7 +58,7 @@ export class KafkaReader {
   private readonly maxBytes: number
   private readonly maxWaitTime: number
   /** The fetch in flight per broker node; see {@link oneAtATime}. */
-  private readonly fetching = new Map<string, Promise<void>>()
+  private readonly fetching = new KeyedLock<string>()
 
   constructor(
     private readonly kafka: Kafka,
@@ -156,17 +157,7 @@ export class KafkaReader {
    * while the next fetch is under way.
    */
   private oneAtATime<T>(nodeId: string, fetch: () => Promise<T>): Promise<T> {
-    const previous = this.fetching.get(nodeId) ?? Promise.resolve()
-    const run = previous.then(fetch)
-    const done = run.then(
-      () => {},
-      () => {},
-    )
-    this.fetching.set(nodeId, done)
-    void done.then(() => {
-      if (this.fetching.get(nodeId) === done) this.fetching.delete(nodeId)
-    })
-    return run
+    return this.fetching.run(nodeId, fetch)
   }
 
   /**
