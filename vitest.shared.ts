@@ -1,7 +1,8 @@
 import { fileURLToPath } from 'node:url'
 import type { UserConfig } from 'vitest/config'
 
-const src = (pkg: string): string => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url))
+const src = (pkg: string, dir = 'packages', entry = 'index.ts'): string =>
+  fileURLToPath(new URL(`./${dir}/${pkg}/src/${entry}`, import.meta.url))
 
 /**
  * Shared test config: workspace packages resolve to their source, so a test never runs a stale
@@ -16,6 +17,8 @@ export const shared: UserConfig = {
       '@mephisto/store-rocksdb': src('store-rocksdb'),
       '@mephisto/monitor-datadog': src('monitor-datadog'),
       '@mephisto/monitor-prometheus': src('monitor-prometheus'),
+      '@mephisto/hit-counter-producer': src('hit-counter-producer', 'apps'),
+      '@mephisto/hit-counter-worker': src('hit-counter-worker', 'apps', 'app.ts'),
     },
   },
   test: {
