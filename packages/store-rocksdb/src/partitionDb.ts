@@ -57,6 +57,7 @@ export class PartitionDb {
         )
       }
     }
+    const writeBufferSize = tuning.writeBufferSize ?? DEFAULT_WRITE_BUFFER_SIZE
     const db = loadRocksDB()(location)
     await new Promise<void>((resolve, reject) =>
       db.open(
@@ -64,7 +65,7 @@ export class PartitionDb {
           createIfMissing,
           // Values are small and hot keys are cached above RocksDB; snappy is cheap and halves disk use.
           compression: true,
-          writeBufferSize: tuning.writeBufferSize ?? DEFAULT_WRITE_BUFFER_SIZE,
+          writeBufferSize,
           cacheSize: tuning.blockCacheSize ?? 8 * 1024 * 1024,
           maxOpenFiles: tuning.maxOpenFiles ?? 1000,
           infoLogLevel: 'error',
@@ -72,7 +73,7 @@ export class PartitionDb {
         (err) => (err ? reject(openError(location, err)) : resolve()),
       ),
     )
-    return new PartitionDb(location, db, tuning.writeBufferSize ?? DEFAULT_WRITE_BUFFER_SIZE)
+    return new PartitionDb(location, db, writeBufferSize)
   }
 
   async appliedOffset(): Promise<number> {

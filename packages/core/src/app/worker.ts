@@ -476,14 +476,15 @@ export class Worker {
   }
 
   /**
-   * Recovers the given partitions (`null`: all) of every table that are not owned yet, tables
+   * Recovers the given partitions (`null`: all) of every table that it does not own yet, tables
    * side by side and partitions in parallel within each (TableState.recoverMany).
    */
   private async recoverTables(partitions: readonly number[] | null): Promise<void> {
     await Promise.all(
       [...this.tableStates.values()].map(async (ts) => {
         const all = Array.from({ length: ts.table.partitions }, (_, p) => p)
-        const mine = (partitions ?? all).filter((p) => p < ts.table.partitions && !ts.owns(p))
+        // recoverMany skips the partitions the table already owns.
+        const mine = (partitions ?? all).filter((p) => p < ts.table.partitions)
         const replayed = await ts.recoverMany(this.transport, mine)
         mine.forEach((p, i) => {
           if (replayed[i]! > 0)

@@ -3,6 +3,7 @@ import { MephistoError } from '../errors.js'
 import type { SensorSet } from '../sensors/sensorSet.js'
 import type { StoreWrite, TableStore } from '../stores/store.js'
 import type { OutgoingRecord, RawRecord, RecordMetadata, Transport } from '../transport/transport.js'
+import { inParallel } from '../util/inParallel.js'
 import { KeyedLock } from '../util/keyedLock.js'
 import type { Table } from './table.js'
 
@@ -16,27 +17,6 @@ interface ChangelogBounds {
   starts: Map<number, number>
 }
 
-/** Runs `fn` over `items`, `limit` at a time; after a failure starts no more, and rejects with it once the running ones settle. */
-async function inParallel<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0
-  let failure: { error: unknown } | undefined
-  const lane = async (): Promise<void> => {
-    while (next < items.length && failure === undefined) {
-      const item = items[next++]!
-      try {
-        await fn(item)
-      } catch (error) {
-        failure ??= { error }
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane))
-  if (failure) throw failure.error
-}
 type Pending<V> = Map<string, V | typeof DELETED>
 
 /**

@@ -57,7 +57,14 @@ export class KafkaReader {
   private readonly maxBytesPerPartition: number
   private readonly maxBytes: number
   private readonly maxWaitTime: number
-  /** The fetch in flight per broker node; see {@link oneAtATime}. */
+  /**
+   * One fetch per broker node at a time, across concurrent reads (tables recover several
+   * partitions at once). kafkajs opens a broker's fetch connection lazily and does not guard
+   * against two requests opening it together: each opens a socket and all but the last leak,
+   * keeping the process alive. Nothing is lost by queueing here: a broker answers the requests
+   * of one connection one after another anyway, and the records of one response are delivered
+   * while the next fetch is under way.
+   */
   private readonly fetching = new KeyedLock<string>()
 
   constructor(
@@ -107,7 +114,7 @@ export class KafkaReader {
         Object.entries(leaders).map(async ([nodeId, partitions]) => {
           let response: { responses: { topicName: string; partitions: FetchedPartition[] }[] }
           try {
-            response = await this.oneAtATime(nodeId, async () =>
+            response = await this.fetching.run(nodeId, async () =>
               (await cluster.findBroker({ nodeId })).fetch({
                 isolationLevel: READ_COMMITTED,
                 maxWaitTime: this.maxWaitTime,
@@ -146,18 +153,6 @@ export class KafkaReader {
         }),
       )
     }
-  }
-
-  /**
-   * Runs one fetch to a broker at a time, across concurrent reads (tables recover several
-   * partitions at once). kafkajs opens a broker's fetch connection lazily and does not guard
-   * against two requests opening it together: each opens a socket and all but the last leak,
-   * keeping the process alive. Nothing is lost by queueing here: a broker answers the requests
-   * of one connection one after another anyway, and the records of one response are delivered
-   * while the next fetch is under way.
-   */
-  private oneAtATime<T>(nodeId: string, fetch: () => Promise<T>): Promise<T> {
-    return this.fetching.run(nodeId, fetch)
   }
 
   /**
