@@ -109,15 +109,29 @@ try {
 let passed = 0
 let failed = 0
 let skipped = 0
+const failures = []
 for (const f of readdirSync(reports)) {
   try {
     const r = JSON.parse(readFileSync(join(reports, f), 'utf8'))
     passed += r.numPassedTests ?? 0
     failed += r.numFailedTests ?? 0
     skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0)
+    for (const file of r.testResults ?? []) {
+      const failedTests = (file.assertionResults ?? []).filter((t) => t.status === 'failed')
+      for (const t of failedTests) failures.push({ file: file.name, name: t.fullName, why: t.failureMessages ?? [] })
+      // A file that failed to load or whose hooks threw has no failed test, only a message.
+      if (failedTests.length === 0 && file.status === 'failed' && file.message) {
+        failures.push({ file: file.name, name: '(the file itself)', why: [file.message] })
+      }
+    }
   } catch {}
 }
 rmSync(reports, { recursive: true, force: true })
 if (status !== 0 && failed === 0) failed = 1
+// The failures again at the very end, so a log read from its tail shows what broke.
+for (const { file, name, why } of failures) {
+  const lines = why.join('\n').split('\n').slice(0, 25).join('\n    ')
+  process.stdout.write(`\nFAILED ${file.replace(`${root}/`, '')} > ${name}\n    ${lines}\n`)
+}
 process.stdout.write(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped\n`)
 process.exit(status)
