@@ -36,6 +36,22 @@ describe('EventQueue', () => {
     expect(released).toBe(true)
   })
 
+  it('a full queue releases its pushers once drained to half, not at every take', async () => {
+    const q = new EventQueue<number>(10)
+    for (let i = 0; i < 9; i++) expect(q.push(i)).toBeUndefined()
+    let released = 0
+    void q.push(9)!.then(() => released++)
+    void q.push(10)!.then(() => released++)
+    for (let i = 0; i < 5; i++) q.take()
+    await Promise.resolve()
+    expect(q.size).toBe(6)
+    expect(released).toBe(0)
+    q.take()
+    await Promise.resolve()
+    expect(q.size).toBe(5)
+    expect(released).toBe(2)
+  })
+
   it('unshift puts a retried item first, or hands it to a waiting taker', async () => {
     const q = new EventQueue<number>(10)
     q.push(2)

@@ -1,6 +1,10 @@
 /**
  * A bounded FIFO between the consumer and an agent's actors. `push` waits while the queue is
  * full (backpressure to the consumer); `take` waits while it is empty. Closing wakes everyone.
+ *
+ * A full queue lets its pushers go on once it has drained to half its capacity, not as soon as
+ * one item was taken: otherwise a consumer faster than the actors (the usual case) would be woken
+ * for every event, and each wake-up costs a promise and a resumption of the consumer's loop.
  */
 export class EventQueue<T> {
   private items: T[] = []
@@ -9,7 +13,11 @@ export class EventQueue<T> {
   private putters: (() => void)[] = []
   private closed = false
 
-  constructor(readonly capacity: number) {}
+  private readonly lowWater: number
+
+  constructor(readonly capacity: number) {
+    this.lowWater = Math.floor(capacity / 2)
+  }
 
   get size(): number {
     return this.items.length - this.head
@@ -60,7 +68,7 @@ export class EventQueue<T> {
         this.items = this.items.slice(this.head)
         this.head = 0
       }
-      if (this.putters.length > 0 && this.size < this.capacity) this.putters.shift()!()
+      if (this.putters.length > 0 && this.size <= this.lowWater) this.releasePutters()
       return item
     }
     if (this.closed) return null
@@ -78,8 +86,14 @@ export class EventQueue<T> {
     }
     this.items = kept
     this.head = 0
-    while (this.putters.length > 0 && this.size < this.capacity) this.putters.shift()!()
+    if (this.size <= this.lowWater) this.releasePutters()
     return removed
+  }
+
+  private releasePutters(): void {
+    const putters = this.putters
+    this.putters = []
+    for (const p of putters) p()
   }
 
   /** No more items: waiting takers get null, waiting pushers are released. */
