@@ -279,6 +279,28 @@ describe('Monitor', () => {
       })
     })
 
+    it('counts received messages in the rate by the next clock reading (a batch late at most)', () => {
+      const c = clock()
+      const m = new Monitor({ now: c.now, rateWindowMs: 10_000 })
+      const tp = { topic: 'hits', partition: 0 }
+      // 30 messages in second 0 that never become events (dead letters), reported by onOffsets.
+      for (let i = 0; i < 30; i++) m.onMessageIn(tp, i, 1)
+      m.onOffsets(tp, { read: 29 })
+      // 20 more in second 12, outside that window: counted at the snapshot.
+      c.set(12_000)
+      for (let i = 30; i < 50; i++) m.onMessageIn(tp, i, 1)
+      c.set(15_000)
+      // The window holds seconds 6..15 (9 s so far): the 20 of second 12, not the 30 of second 0.
+      expect(m.snapshot().rates.messagesReceivedPerSec).toBeCloseTo(20 / 9)
+      c.set(5000)
+      const fresh = new Monitor({ now: c.now, rateWindowMs: 10_000 })
+      for (let i = 0; i < 30; i++) fresh.onMessageIn(tp, i, 1)
+      fresh.onOffsets(tp, { read: 29 })
+      c.set(30_000)
+      // Added at the clock reading of second 5: out of the window at 30 s.
+      expect(fresh.snapshot().rates.messagesReceivedPerSec).toBe(0)
+    })
+
     it('forgets events older than the window', () => {
       const c = clock()
       const m = new Monitor({ now: c.now, rateWindowMs: 5000 })

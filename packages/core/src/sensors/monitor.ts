@@ -296,6 +296,12 @@ export class Monitor implements Sensor {
 
   protected readonly eventRate: RateCounter
   protected readonly receivedRate: RateCounter
+  /**
+   * Messages received and not yet in {@link receivedRate}: reading the clock per message costs more
+   * than the rest of `onMessageIn`, so they are added at the next hook that reads it anyway (the next
+   * event handed to an agent, the offsets reported after each batch, a snapshot): at most a batch late.
+   */
+  protected unratedReceived = 0
   protected readonly sentRate: RateCounter
 
   constructor(options: MonitorOptions = {}) {
@@ -351,6 +357,7 @@ export class Monitor implements Sensor {
     this.recovery.clear()
     this.eventRate.clear()
     this.receivedRate.clear()
+    this.unratedReceived = 0
     this.sentRate.clear()
   }
 
@@ -421,7 +428,14 @@ export class Monitor implements Sensor {
     offsets.read = offset
     // Having read `offset`, the partition holds at least offset + 1 records, whatever fetch last said.
     if (offset + 1 > offsets.end) offsets.end = offset + 1
-    this.receivedRate.add(this.now())
+    this.unratedReceived++
+  }
+
+  /** Adds the messages received since the clock was last read to the received rate. */
+  protected rateReceived(now: number): void {
+    if (this.unratedReceived === 0) return
+    this.receivedRate.add(now, this.unratedReceived)
+    this.unratedReceived = 0
   }
 
   onMessageOut(_tp: TopicPartition, _offset: number): void {
@@ -430,6 +444,7 @@ export class Monitor implements Sensor {
 
   onStreamEventIn(event: StreamEventInfo): unknown {
     const now = this.now()
+    this.rateReceived(now)
     this.eventsTotal++
     this.eventsActive++
     const stream = this.stream(event.stream)
@@ -555,6 +570,7 @@ export class Monitor implements Sensor {
   }
 
   onOffsets(tp: TopicPartition, offsets: { read?: number; committed?: number; end?: number }): void {
+    if (this.unratedReceived > 0) this.rateReceived(this.now())
     this.updateOffsets(tp, offsets)
   }
 
@@ -588,6 +604,7 @@ export class Monitor implements Sensor {
   /** Everything counted so far, as a fresh plain object (safe to keep, mutate or `JSON.stringify`). */
   snapshot(): MonitorSnapshot {
     const now = this.now()
+    this.rateReceived(now)
     const topics = [...this.topics].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     const partitions: PartitionSnapshot[] = []
     for (const [topic, stats] of topics) {
