@@ -589,8 +589,8 @@ export class Worker {
       tracker.inFlight += subs.length
       for (let i = 0; i < subs.length; i++) {
         const s = subs[i]!
-        const e = new StreamEvent(k, v, r.headers, r.topic, r.partition, r.offset, r.timestamp, d, onAck)
-        e.raw = r
+        // The timestamp stays in the record until someone reads it.
+        const e = new StreamEvent(k, v, r.headers, r.topic, r.partition, r.offset, undefined, d, onAck, r)
         e.origin = s.queue
         const wait = s.queue.push(e)
         if (wait) await wait

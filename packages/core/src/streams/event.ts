@@ -20,6 +20,8 @@ export class StreamEvent<V = unknown, K = unknown> {
   /** @internal The agent it was handed to and the sensors' state for it (event runtime). */
   stream: string | undefined
   sensorState: unknown
+  /** The timestamp, or undefined while it is still only in {@link raw} (read on first use). */
+  private ts: number | undefined
   constructor(
     readonly key: K,
     readonly value: V,
@@ -27,10 +29,21 @@ export class StreamEvent<V = unknown, K = unknown> {
     readonly topic: string,
     readonly partition: number,
     readonly offset: number,
-    readonly timestamp: number,
+    /** Undefined: take it from `raw` when first asked (a broker's record converts it lazily). */
+    timestamp: number | undefined,
     /** @internal */ readonly delivery: Delivery | undefined,
     /** @internal */ readonly onAck: ((e: StreamEvent<any, any>) => void) | undefined,
-  ) {}
+    raw?: RawRecord,
+  ) {
+    this.ts = timestamp
+    this.raw = raw
+  }
+
+  /** Milliseconds since the epoch (the record's CreateTime). */
+  get timestamp(): number {
+    this.ts ??= this.raw!.timestamp
+    return this.ts
+  }
 
   /** Marks the event processed. Idempotent. */
   ack(): void {

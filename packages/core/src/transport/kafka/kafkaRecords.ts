@@ -21,14 +21,35 @@ export function toHeaders(headers: IHeaders | Record<string, unknown> | undefine
   return result ?? NO_HEADERS
 }
 
-export function toRawRecord(topic: string, partition: number, m: KafkaMessage): RawRecord {
-  return {
-    topic,
-    partition,
-    offset: Number(m.offset),
-    timestamp: Number(m.timestamp),
-    key: m.key ?? null,
-    value: m.value,
-    headers: toHeaders(m.headers),
+/**
+ * A kafkajs message as a {@link RawRecord}. kafkajs hands offsets and timestamps over as decimal
+ * strings; the timestamp is parsed when first read, since most agents never look at it and parsing
+ * every one cost a few percent of a stateless agent's throughput.
+ */
+class KafkaRawRecord implements RawRecord {
+  readonly offset: number
+  readonly key: Buffer | null
+  readonly value: Buffer | null
+  readonly headers: Headers
+  private ts: number | string
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    m: KafkaMessage,
+  ) {
+    this.offset = Number(m.offset)
+    this.key = m.key ?? null
+    this.value = m.value
+    this.headers = toHeaders(m.headers)
+    this.ts = m.timestamp
   }
+
+  get timestamp(): number {
+    if (typeof this.ts === 'string') this.ts = Number(this.ts)
+    return this.ts
+  }
+}
+
+export function toRawRecord(topic: string, partition: number, m: KafkaMessage): RawRecord {
+  return new KafkaRawRecord(topic, partition, m)
 }
