@@ -51,8 +51,9 @@ export interface KafkaConsumerDeps {
  *   is wrapped to await `onRevoke(every assigned partition)` first. The runtime so drains and
  *   commits while the member still belongs to the old generation, and the group cannot hand the
  *   partitions to anyone before this member rejoins (eager rebalancing, as the Java client does).
- * - Assign before delivery. On GROUP_JOIN the new partitions are paused in kafkajs at once (the
- *   event fires before kafkajs fetches) and resumed once `onAssign` resolved.
+ * - Assign before delivery. GROUP_JOIN fires before kafkajs fetches; a batch of a partition whose
+ *   `onAssign` has not resolved waits in eachBatch (heartbeating) until it has, and is dropped as
+ *   stale if `onAssign` moved the position (a seek).
  * - Backpressure. `onBatch` is awaited per partition; while it runs, the consumer heartbeats so a
  *   slow runtime does not lose its session, and a heartbeat that reports a rebalance starts the
  *   revoke at once rather than after the batch (the runtime's revoke is what unblocks the batch).
@@ -370,7 +371,9 @@ export class KafkaConsumer implements TransportConsumer {
     const partitions = sortPartitions(flatten(memberAssignment))
     const generation = ++this.generation
     for (const tp of partitions) this.assigned.set(tpKey(tp.topic, tp.partition), tp)
-    this.kafkaPause(partitions)
+    // Not paused while onAssign runs: kafkajs fetches at once, and eachBatch holds what arrives
+    // until onAssign resolved (a seek made there drops it as stale). Pausing every partition made
+    // kafkajs sleep its whole maxWaitTime before the first fetch: half a second at every start.
     if (partitions.length === 0 && this.assignedOnce) return
     const previous = this.revocation
     this.assigning = (async () => {
@@ -422,7 +425,7 @@ export class KafkaConsumer implements TransportConsumer {
     const { topic, partition } = batch
     const key = tpKey(topic, partition)
     if (!this.ready.has(key) && this.assigned.has(key) && this.assigning !== undefined) {
-      // Paused until onAssign resolved, so this should not happen; wait rather than deliver early.
+      // Fetched while onAssign runs (tables recovering): hold it until the partition is ready.
       await this.keepAlive(this.assigning)
     }
     const highWatermark = Number(batch.highWatermark)
