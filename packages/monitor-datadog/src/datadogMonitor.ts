@@ -32,6 +32,12 @@ export interface DatadogMonitorOptions extends MonitorOptions {
   flushIntervalMs?: number
   /** Fraction of events whose runtime is sent as a timing (DogStatsD scales counts back up). Default 1. */
   eventSampleRate?: number
+  /**
+   * Events per second timed at all (see the core `Monitor`). Default `Infinity`: every event, and
+   * `eventSampleRate` alone decides what is sent, so DogStatsD's scaling stays right. Lower
+   * `eventSampleRate` rather than this.
+   */
+  eventTimingsPerSec?: number
   /** Called when sending fails (agent unreachable, DNS). Default: one `console.warn`, then silence. */
   onError?: (error: Error) => void
 }
@@ -72,7 +78,7 @@ export class DatadogMonitor extends Monitor {
   private closed = false
 
   constructor(options: DatadogMonitorOptions = {}) {
-    super(options)
+    super({ ...options, eventTimingsPerSec: options.eventTimingsPerSec ?? Number.POSITIVE_INFINITY })
     this.prefix = options.prefix ?? 'mephisto.'
     const tags = options.tags ?? []
     this.globalTags = Array.isArray(tags)

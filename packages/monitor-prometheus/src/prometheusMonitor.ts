@@ -20,6 +20,12 @@ export interface PrometheusMonitorOptions extends MonitorOptions {
   collectDefaultMetrics?: boolean
   /** Histogram buckets, in seconds. Default: 0.5 ms to 10 s. */
   buckets?: number[]
+  /**
+   * Events per second whose runtime goes into `event_runtime_seconds` (see the core `Monitor`).
+   * Default `Infinity`: every event, so the histogram's `_count` is the event count. Lower it when
+   * the histogram's cost shows at very high event rates; `_count` then counts timed events.
+   */
+  eventTimingsPerSec?: number
 }
 
 /** Default latency buckets, in seconds: sub-millisecond event runtimes up to multi-second commits. */
@@ -59,7 +65,7 @@ export class PrometheusMonitor extends Monitor implements WebRoutes {
   private readonly dlqByPair = new Map<string, number>()
 
   constructor(options: PrometheusMonitorOptions = {}) {
-    super(options)
+    super({ ...options, eventTimingsPerSec: options.eventTimingsPerSec ?? Number.POSITIVE_INFINITY })
     this.registry = options.registry ?? new Registry()
     this.prefix = options.prefix ?? 'mephisto_'
     const buckets = [...(options.buckets ?? DEFAULT_BUCKETS)]

@@ -26,11 +26,13 @@ export class OffsetTracker {
     return d
   }
 
-  /** One consumer is done with the delivery. */
-  ack(d: Delivery): void {
-    if (d.pending <= 0) return
+  /** One consumer is done with the delivery; true when that was the last one (the message is done). */
+  ack(d: Delivery): boolean {
+    if (d.pending <= 0) return false
     d.pending--
-    if (d.pending === 0) this.advance()
+    if (d.pending !== 0) return false
+    this.advance()
+    return true
   }
 
   private advance(): void {

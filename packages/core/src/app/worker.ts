@@ -57,6 +57,9 @@ export const HEADERS = {
   failedAt: 'mephisto-failed-at',
 } as const
 
+/** A partition's offsets and what the worker knows of it. */
+type PartitionTracker = OffsetTracker & { tp: TopicPartition; committed: number; revoked: boolean }
+
 interface Subscriber {
   agent: AgentRuntime
   queue: EventQueue<StreamEvent<any, any>>
@@ -101,10 +104,7 @@ export class Worker {
   private consumer: TransportConsumer | undefined
   private readonly agents = new Map<Agent<any, any, any>, AgentRuntime>()
   private readonly subscriptions = new Map<string, Subscription>()
-  private readonly trackers = new Map<
-    string,
-    OffsetTracker & { tp: TopicPartition; committed: number; revoked: boolean }
-  >()
+  private readonly trackers = new Map<string, PartitionTracker>()
   private readonly tableStates = new Map<Table<any, any>, TableState<any, any>>()
   private readonly internalTopics = new Map<string, Topic<any, any>>()
   private readonly asks = new Map<string, PendingAsk>()
@@ -507,12 +507,16 @@ export class Worker {
     }
     // Queued events of revoked partitions are not processed here: the next owner gets them
     // again from the committed offset. Events already in an actor's hands are let finish.
+    const dropped = new Set<Delivery>()
     for (const sub of this.subscriptions.values()) {
       for (const s of sub.subscribers) {
         const removed = s.queue.remove((e) => revoked.has(tpKey(e.topic, e.partition)))
         for (const e of removed) if (e.delivery) (e.delivery.tracker as OffsetTracker).inFlight--
+        for (const e of removed) if (e.delivery) dropped.add(e.delivery)
       }
     }
+    // Dropped, they are no longer active here (the Monitor's messages.active).
+    for (const d of dropped) this.sensors.onMessageOut((d.tracker as PartitionTracker).tp, d.offset)
     for (const rt of this.agents.values()) rt.flushBatches()
     const deadline = Date.now() + (this.app.options.drainTimeoutMs ?? 30_000)
     for (;;) {
@@ -582,6 +586,7 @@ export class Worker {
           if (sent) await sent
         }
         tracker.ack(d)
+        sensors.onMessageOut(tp, r.offset)
         this.acked()
         continue
       }
@@ -612,7 +617,7 @@ export class Worker {
     if (d) {
       const t = d.tracker
       t.inFlight--
-      t.ack(d)
+      if (t.ack(d)) this.sensors.onMessageOut((t as PartitionTracker).tp, d.offset)
     }
     if (this.asks.size > 0) {
       const id = e.headers[HEADERS.correlationId]

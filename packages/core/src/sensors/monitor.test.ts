@@ -81,6 +81,43 @@ describe('Monitor', () => {
     expect(events.byStream.filter?.runtime.max).toBe(10)
   })
 
+  it('times about eventTimingsPerSec events per second, and counts every event', () => {
+    const c = clock()
+    const m = new Monitor({ now: c.now, eventTimingsPerSec: 1000 })
+    // 5 s at 100 000 events/s (10 µs apart), each taking 2 ms.
+    for (let i = 0; i < 500_000; i++) {
+      const state = m.onStreamEventIn(ev('count'))
+      c.advance(0.01)
+      m.onStreamEventOut(ev('count'), typeof state === 'number' ? ((c.advance(2), state) as number) : state)
+      if (typeof state === 'number') c.advance(-2)
+    }
+    const { events, rates } = m.snapshot()
+    expect(events.total).toBe(500_000)
+    expect(events.active).toBe(0)
+    // Every one of the first 100 ms (10 000), before the rate is known; then about 1000 a second.
+    expect(events.runtime.count).toBeGreaterThan(14_000)
+    expect(events.runtime.count).toBeLessThan(16_000)
+    expect(events.runtime.p50).toBeCloseTo(2.01)
+    expect(rates.eventsPerSec).toBeCloseTo(100_000, -2)
+  })
+
+  it('times every event below eventTimingsPerSec, and every one with Infinity', () => {
+    const c = clock()
+    const slow = new Monitor({ now: c.now })
+    const all = new Monitor({ now: c.now, eventTimingsPerSec: Number.POSITIVE_INFINITY })
+    for (let i = 0; i < 1000; i++) {
+      const a = slow.onStreamEventIn(ev('count'))
+      const b = all.onStreamEventIn(ev('count'))
+      c.advance(i % 2 === 0 ? 1 : 0.001)
+      slow.onStreamEventOut(ev('count'), a)
+      all.onStreamEventOut(ev('count'), b)
+    }
+    // 1000 events in about half a second: 2000/s, below the default 10 000.
+    expect(slow.snapshot().events.runtime.count).toBe(1000)
+    expect(all.snapshot().events.runtime.count).toBe(1000)
+    expect(() => new Monitor({ eventTimingsPerSec: 0 })).toThrow(/eventTimingsPerSec/)
+  })
+
   it('ignores a state it did not produce instead of recording a bogus latency', () => {
     const m = new Monitor({ now: () => 5 })
     m.onStreamEventIn(ev('count'))

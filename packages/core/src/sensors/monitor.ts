@@ -11,6 +11,14 @@ export interface MonitorOptions {
   rateWindowMs?: number
   /** How many recent samples each latency series keeps for avg/p50/p99/max. Default 1000. */
   maxLatencySamples?: number
+  /**
+   * About how many events per second have their runtime timed (`events.runtime`, and what a subclass
+   * reads from the state `onStreamEventIn` returns). Below this rate every event is timed; above it,
+   * one event in every n, n re-estimated from the rate every 100 ms or so. Reading the clock twice
+   * per event cost a stateless agent about a tenth of its throughput. Counts, active events and
+   * rates always include every event. Default 10 000; `Infinity` times every event.
+   */
+  eventTimingsPerSec?: number
 }
 
 /** Summary of a latency series, in milliseconds. `count` is all-time; the rest are over the recent sample. */
@@ -295,11 +303,25 @@ export class Monitor implements Sensor {
   protected readonly recovery = new Map<string, Map<number, { done: number; total: number }>>()
 
   protected readonly eventRate: RateCounter
+  /** Events not yet in {@link eventRate} (added at the next clock reading, as received messages are). */
+  protected unratedEvents = 0
+  protected readonly eventTimingsPerSec: number
+  /** Time one event in every `timingEvery`; `untilTimed` counts down to the next. */
+  private timingEvery = 1
+  private untilTimed = 1
+  private estimatedAt: number
+  private eventsSinceEstimate = 0
+  /** One-entry caches: the hooks see the same stream and partition many times in a row. */
+  private lastStreamName: string | undefined
+  private lastStream: StreamStats | undefined
+  private lastTp: TopicPartition | undefined
+  private lastTpTopic: TopicStats | undefined
+  private lastTpOffsets: PartitionOffsets | undefined
   protected readonly receivedRate: RateCounter
   /**
    * Messages received and not yet in {@link receivedRate}: reading the clock per message costs more
-   * than the rest of `onMessageIn`, so they are added at the next hook that reads it anyway (the next
-   * event handed to an agent, the offsets reported after each batch, a snapshot): at most a batch late.
+   * than the rest of `onMessageIn`, so they are added at the next hook that reads it anyway (a timed
+   * event, the offsets reported after each batch, a snapshot): at most a batch late.
    */
   protected unratedReceived = 0
   protected readonly sentRate: RateCounter
@@ -308,7 +330,12 @@ export class Monitor implements Sensor {
     this.now = options.now ?? (() => performance.now())
     this.rateWindowMs = Math.max(1, Math.ceil((options.rateWindowMs ?? 10_000) / 1000)) * 1000
     this.maxLatencySamples = options.maxLatencySamples ?? 1000
+    this.eventTimingsPerSec = options.eventTimingsPerSec ?? 10_000
+    if (!(this.eventTimingsPerSec > 0)) {
+      throw new RangeError(`eventTimingsPerSec must be above 0 (got ${options.eventTimingsPerSec})`)
+    }
     this.startedAt = this.now()
+    this.estimatedAt = this.startedAt
     this.eventRuntime = this.latencySeries()
     this.commitLatency = this.latencySeries()
     this.sendLatency = this.latencySeries()
@@ -323,6 +350,15 @@ export class Monitor implements Sensor {
   /** Forgets everything counted so far, as if just constructed. */
   reset(): void {
     this.startedAt = this.now()
+    this.estimatedAt = this.startedAt
+    this.timingEvery = 1
+    this.untilTimed = 1
+    this.unratedEvents = 0
+    this.lastStreamName = undefined
+    this.lastStream = undefined
+    this.lastTp = undefined
+    this.lastTpTopic = undefined
+    this.lastTpOffsets = undefined
     this.messagesReceived = 0
     this.messagesReceivedBytes = 0
     this.messagesActive = 0
@@ -394,11 +430,14 @@ export class Monitor implements Sensor {
   }
 
   protected stream(name: string): StreamStats {
+    if (name === this.lastStreamName) return this.lastStream!
     let stats = this.streams.get(name)
     if (stats === undefined) {
       stats = { total: 0, active: 0, runtime: this.latencySeries() }
       this.streams.set(name, stats)
     }
+    this.lastStreamName = name
+    this.lastStream = stats
     return stats
   }
 
@@ -420,37 +459,64 @@ export class Monitor implements Sensor {
     this.messagesReceived++
     this.messagesReceivedBytes += bytes
     this.messagesActive++
-    const topic = this.topic(tp.topic)
+    let topic: TopicStats
+    let offsets: PartitionOffsets
+    if (tp === this.lastTp) {
+      topic = this.lastTpTopic!
+      offsets = this.lastTpOffsets!
+    } else {
+      topic = this.topic(tp.topic)
+      offsets = topic.partitions.get(tp.partition) ?? this.partition(tp)
+      // The runtime passes one object per partition: the next message likely has the same.
+      this.lastTp = tp
+      this.lastTpTopic = topic
+      this.lastTpOffsets = offsets
+    }
     topic.received++
     topic.receivedBytes += bytes
-    let offsets = topic.partitions.get(tp.partition)
-    if (offsets === undefined) offsets = this.partition(tp)
     offsets.read = offset
     // Having read `offset`, the partition holds at least offset + 1 records, whatever fetch last said.
     if (offset + 1 > offsets.end) offsets.end = offset + 1
     this.unratedReceived++
   }
 
-  /** Adds the messages received since the clock was last read to the received rate. */
-  protected rateReceived(now: number): void {
-    if (this.unratedReceived === 0) return
-    this.receivedRate.add(now, this.unratedReceived)
-    this.unratedReceived = 0
+  /** Adds the messages received and events handled since the clock was last read to their rates. */
+  protected addUnrated(now: number): void {
+    if (this.unratedReceived > 0) {
+      this.receivedRate.add(now, this.unratedReceived)
+      this.unratedReceived = 0
+    }
+    if (this.unratedEvents > 0) {
+      this.eventRate.add(now, this.unratedEvents)
+      this.unratedEvents = 0
+    }
   }
 
   onMessageOut(_tp: TopicPartition, _offset: number): void {
     if (this.messagesActive > 0) this.messagesActive--
   }
 
+  /** The start time for a timed event (see {@link MonitorOptions.eventTimingsPerSec}), else undefined. */
   onStreamEventIn(event: StreamEventInfo): unknown {
-    const now = this.now()
-    this.rateReceived(now)
     this.eventsTotal++
     this.eventsActive++
     const stream = this.stream(event.stream)
     stream.total++
     stream.active++
-    this.eventRate.add(now)
+    this.unratedEvents++
+    if (--this.untilTimed > 0) return undefined
+    const now = this.now()
+    this.addUnrated(now)
+    // Every 100 ms or so, the event rate since sets how many events pass between timed ones.
+    this.eventsSinceEstimate += this.timingEvery
+    const elapsed = now - this.estimatedAt
+    if (elapsed >= 100) {
+      const perSec = (this.eventsSinceEstimate * 1000) / elapsed
+      this.timingEvery = Math.min(1000, Math.max(1, Math.floor(perSec / this.eventTimingsPerSec)))
+      this.estimatedAt = now
+      this.eventsSinceEstimate = 0
+    }
+    this.untilTimed = this.timingEvery
     return now
   }
 
@@ -570,7 +636,7 @@ export class Monitor implements Sensor {
   }
 
   onOffsets(tp: TopicPartition, offsets: { read?: number; committed?: number; end?: number }): void {
-    if (this.unratedReceived > 0) this.rateReceived(this.now())
+    if (this.unratedReceived > 0 || this.unratedEvents > 0) this.addUnrated(this.now())
     this.updateOffsets(tp, offsets)
   }
 
@@ -604,7 +670,7 @@ export class Monitor implements Sensor {
   /** Everything counted so far, as a fresh plain object (safe to keep, mutate or `JSON.stringify`). */
   snapshot(): MonitorSnapshot {
     const now = this.now()
-    this.rateReceived(now)
+    this.addUnrated(now)
     const topics = [...this.topics].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     const partitions: PartitionSnapshot[] = []
     for (const [topic, stats] of topics) {

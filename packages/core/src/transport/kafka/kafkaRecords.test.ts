@@ -13,7 +13,7 @@ const message = (over: Partial<KafkaMessage> = {}): KafkaMessage =>
     size: 0,
     headers: {},
     ...over,
-  }) as KafkaMessage
+  }) as unknown as KafkaMessage
 
 describe('toRawRecord', () => {
   it('converts offsets and timestamps from kafkajs strings to numbers', () => {
