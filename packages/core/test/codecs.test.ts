@@ -220,6 +220,23 @@ describe('sending', () => {
     expect(t.records('things')).toEqual([])
   })
 
+  it('string() decodes ASCII, multi-byte UTF-8 and long strings, and refuses invalid UTF-8', () => {
+    const codec = string()
+    for (const text of [
+      '',
+      'k1',
+      'user-42',
+      'ünïcødé ✓ 🐍',
+      'x'.repeat(64),
+      'y'.repeat(65),
+      `${'a'.repeat(63)}é`,
+    ]) {
+      expect(codec.decode(codec.encode(text))).toBe(text)
+    }
+    expect(() => codec.decode(Buffer.from([0x61, 0xc3]))).toThrow(/not valid UTF-8/)
+    expect(() => codec.decode(Buffer.from([...Buffer.from('z'.repeat(70)), 0xff]))).toThrow(/not valid UTF-8/)
+  })
+
   it('bytes() and string() round-trip', async () => {
     const app = quietApp('round-trip')
     const blobs = app.topic<string, Buffer>('blobs', { value: bytes(), partitions: 1 })

@@ -42,6 +42,13 @@ const stringCodec: Codec<string> = {
     return Buffer.from(value, 'utf8')
   },
   decode(bytes) {
+    // Most keys are short and ASCII: a scan here is cheaper than the call into isUtf8.
+    const n = bytes.length
+    if (n <= 64) {
+      let i = 0
+      while (i < n && bytes[i]! < 0x80) i++
+      if (i === n) return bytes.toString('latin1')
+    }
     // Lossy decoding would turn distinct invalid keys into one (U+FFFD) and mix their table rows.
     if (!isUtf8(bytes)) throw new Error(`${bytes.length} byte(s) that are not valid UTF-8`)
     return bytes.toString('utf8')
