@@ -118,7 +118,8 @@ for (const f of readdirSync(reports)) {
     skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0)
     for (const file of r.testResults ?? []) {
       const failedTests = (file.assertionResults ?? []).filter((t) => t.status === 'failed')
-      for (const t of failedTests) failures.push({ file: file.name, name: t.fullName, why: t.failureMessages ?? [] })
+      for (const t of failedTests)
+        failures.push({ file: file.name, name: t.fullName, why: t.failureMessages ?? [] })
       // A file that failed to load or whose hooks threw has no failed test, only a message.
       if (failedTests.length === 0 && file.status === 'failed' && file.message) {
         failures.push({ file: file.name, name: '(the file itself)', why: [file.message] })
