@@ -122,8 +122,8 @@ export class KafkaConsumer implements TransportConsumer {
     const consumer = this.deps.kafka.consumer({
       sessionTimeout: 30_000,
       rebalanceTimeout: 60_000,
-      // kafkajs waits this long before fetching again when every partition is paused (while
-      // onAssign runs), and a stop waits for the fetch in progress: 5 s (its default) is slow.
+      // kafkajs waits this long before fetching again when every partition is paused (backpressure),
+      // and a stop waits for the fetch in progress: 5 s (its default) is slow.
       maxWaitTimeInMs: 500,
       ...this.deps.consumerConfig,
       groupId,
