@@ -59,3 +59,20 @@ describe('the app monitor', () => {
     expect(done.receivedTotal).toBe(3)
   })
 })
+
+describe('AppOptions.monitor', () => {
+  it('configures app.monitor', () => {
+    let t = 0
+    const app = quietApp('monitor-options', { monitor: { now: () => t, eventTimingsPerSec: 1 } })
+    const states: unknown[] = []
+    // With a clock at 0 the rate is unknown: every event is timed until 100 ms have passed.
+    for (let i = 0; i < 3; i++)
+      states.push(app.monitor.onStreamEventIn({ stream: 's', topic: 't', partition: 0, offset: i }))
+    expect(states).toEqual([0, 0, 0])
+    t = 100
+    app.monitor.onStreamEventIn({ stream: 's', topic: 't', partition: 0, offset: 3 })
+    // 4 events over 100 ms is 40/s, against 1 timed a second: the next 40 are not timed.
+    const next = app.monitor.onStreamEventIn({ stream: 's', topic: 't', partition: 0, offset: 4 })
+    expect(next).toBeUndefined()
+  })
+})

@@ -1,6 +1,7 @@
 import type { AgentFn, AgentOptions } from '../agents/agent.js'
 import { Agent } from '../agents/agent.js'
 import { ConfigurationError, NotReadyError } from '../errors.js'
+import type { MonitorOptions } from '../sensors/monitor.js'
 import { Monitor } from '../sensors/monitor.js'
 import { SensorSet } from '../sensors/sensorSet.js'
 import type { Store } from '../stores/store.js'
@@ -64,6 +65,11 @@ export interface AppOptions {
    * testkit, tests), where it is off unless asked for here, so tests never open ports by accident.
    */
   web?: false | WebOptions
+  /**
+   * Options of `app.monitor`, the monitor behind `/stats` and the dashboard: `rateWindowMs`,
+   * `maxLatencySamples`, `eventTimingsPerSec` (default 10 000 event runtimes timed a second), `now`.
+   */
+  monitor?: MonitorOptions
 }
 
 /** What `start` may replace; the testkit uses it. */
@@ -135,7 +141,7 @@ export class App {
         ? options.logger
         : consoleLogger(options.logger ?? 'info', options.id)
     this.sensors = new SensorSet({ onSensorError: (err) => this.logger.warn('sensor failed', { err }) })
-    this.monitor = new Monitor()
+    this.monitor = new Monitor(options.monitor)
     this.sensors.add(this.monitor)
   }
 
