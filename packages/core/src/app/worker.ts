@@ -482,9 +482,10 @@ export class Worker {
   private async recoverTables(partitions: readonly number[] | null): Promise<void> {
     await Promise.all(
       [...this.tableStates.values()].map(async (ts) => {
-        const all = Array.from({ length: ts.table.partitions }, (_, p) => p)
         // recoverMany skips the partitions the table already owns.
-        const mine = (partitions ?? all).filter((p) => p < ts.table.partitions)
+        const mine =
+          partitions?.filter((p) => p < ts.table.partitions) ??
+          Array.from({ length: ts.table.partitions }, (_, p) => p)
         const replayed = await ts.recoverMany(this.transport, mine)
         mine.forEach((p, i) => {
           if (replayed[i]! > 0)
@@ -511,8 +512,12 @@ export class Worker {
     for (const sub of this.subscriptions.values()) {
       for (const s of sub.subscribers) {
         const removed = s.queue.remove((e) => revoked.has(tpKey(e.topic, e.partition)))
-        for (const e of removed) if (e.delivery) (e.delivery.tracker as OffsetTracker).inFlight--
-        for (const e of removed) if (e.delivery) dropped.add(e.delivery)
+        for (const { delivery } of removed) {
+          if (!delivery) continue
+          const tracker = delivery.tracker as OffsetTracker
+          tracker.inFlight--
+          dropped.add(delivery)
+        }
       }
     }
     // Dropped, they are no longer active here (the Monitor's messages.active).

@@ -466,7 +466,7 @@ export class Monitor implements Sensor {
       offsets = this.lastTpOffsets!
     } else {
       topic = this.topic(tp.topic)
-      offsets = topic.partitions.get(tp.partition) ?? this.partition(tp)
+      offsets = this.partition(tp)
       // The runtime passes one object per partition: the next message likely has the same.
       this.lastTp = tp
       this.lastTpTopic = topic
