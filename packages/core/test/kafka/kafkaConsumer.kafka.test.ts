@@ -45,6 +45,43 @@ describeKafka('KafkaConsumer', () => {
     }
   }, 40_000)
 
+  it('holds what is fetched while onAssign runs until it resolved, and drops it if onAssign seeked', async () => {
+    const t = testTransport()
+    await t.connect()
+    const topic = uniqueName('assign')
+    await t.admin.ensureTopics([{ name: topic, partitions: 1 }])
+    try {
+      const p = t.producer()
+      for (const v of ['a', 'b', 'c']) await p.sendAndWait({ topic, key: null, value: Buffer.from(v) })
+      const values: string[] = []
+      let assignedAt = 0
+      let firstBatchAt = 0
+      const c = t.consumer({ groupId: uniqueName('assign') })
+      await c.start([topic], {
+        onAssign: async (tps) => {
+          // Long enough for kafkajs to fetch from the start meanwhile (partitions are not paused).
+          await new Promise((r) => setTimeout(r, 1500))
+          c.seek(tps.map((tp) => ({ ...tp, offset: 1 })))
+          assignedAt = Date.now()
+        },
+        onRevoke: async () => {},
+        onBatch: async (batch: RecordBatch) => {
+          firstBatchAt ||= Date.now()
+          for (const r of batch.records) values.push(r.value!.toString())
+        },
+      })
+      await waitFor('b and c', () => values.length >= 2, 20_000)
+      expect(firstBatchAt).toBeGreaterThanOrEqual(assignedAt)
+      // 'a', fetched before the seek, was dropped as stale rather than delivered.
+      expect(values).toEqual(['b', 'c'])
+      await c.stop()
+      await p.close()
+    } finally {
+      await t.admin.deleteTopics([topic])
+      await t.close()
+    }
+  }, 40_000)
+
   it('revokes at once when a rebalance starts during a blocked onBatch (the revoke unblocks it)', async () => {
     const t = testTransport()
     await t.connect()
