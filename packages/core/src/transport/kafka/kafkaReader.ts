@@ -2,6 +2,8 @@ import type { Cluster, Kafka } from 'kafkajs'
 import { BrokerError } from '../../errors.js'
 import { KeyedLock } from '../../util/keyedLock.js'
 import type { PartitionRange, RawRecord } from '../transport.js'
+import type { AbortedTransaction, FetchedMessage } from './abortedFilter.js'
+import { abortedFilter } from './abortedFilter.js'
 import { copartitionedAssigner } from './copartitionedAssigner.js'
 import { messageOf } from './kafkaAdmin.js'
 import { toHeaders } from './kafkaRecords.js'
@@ -25,22 +27,12 @@ interface Range {
   fetchBytes: number
 }
 
-interface FetchedMessage {
-  offset: string
-  key: Buffer | null
-  value: Buffer | null
-  timestamp: string
-  headers?: Record<string, unknown>
-  isControlRecord?: boolean
-  batchContext?: { producerId: string; inTransaction: boolean }
-}
-
 interface FetchedPartition {
   partition: number
   errorCode: number
   highWatermark: string
   lastStableOffset?: string
-  abortedTransactions?: { producerId: string; firstOffset: string }[]
+  abortedTransactions?: AbortedTransaction[]
   messages: FetchedMessage[]
 }
 
@@ -274,30 +266,5 @@ export class KafkaReader {
       throw new BrokerError(`Cannot connect the reader to ${this.url}: ${messageOf(error)}`, { cause: error })
     })
     return this.connecting
-  }
-}
-
-/**
- * kafkajs' filterAbortedMessages, kept here because it is not exported: with read-committed
- * isolation the broker still returns aborted transactional records and lists where the aborted
- * transactions start; the client drops them, up to each producer's abort marker.
- */
-function abortedFilter(
-  abortedTransactions: { producerId: string; firstOffset: string }[] | undefined,
-): (m: FetchedMessage) => boolean {
-  if (abortedTransactions === undefined || abortedTransactions.length === 0) return () => false
-  const remaining = [...abortedTransactions].sort((a, b) => Number(a.firstOffset) - Number(b.firstOffset))
-  const abortedProducers = new Set<string>()
-  return (m) => {
-    while (remaining.length > 0 && Number(m.offset) >= Number(remaining[0]!.firstOffset)) {
-      abortedProducers.add(remaining.shift()!.producerId)
-    }
-    const producerId = m.batchContext?.producerId
-    if (producerId === undefined) return false
-    if (m.isControlRecord) {
-      abortedProducers.delete(producerId)
-      return true
-    }
-    return abortedProducers.has(producerId) && m.batchContext?.inTransaction === true
   }
 }
