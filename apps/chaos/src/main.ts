@@ -1,10 +1,10 @@
 // The fault-injection suite: the hit counter through real worker processes on a real broker,
 // checked against the input it was fed. `pnpm chaos` (short, for CI) or `pnpm chaos --long`.
-// Options: --only <scenario>[,<scenario>...]   --seed N
+// Options: --only <scenario>[,<scenario>...]   --seed N   --broker-down <seconds>
 import { cpus } from 'node:os'
 import { Broker } from './processes.js'
 import type { Guarantee, Result, Settings } from './scenarios.js'
-import { brokerRestart, failover, killNine, poison, sigterm, slowAgent } from './scenarios.js'
+import { brokerRestart, failover, killNine, NO_OUTCOME, poison, sigterm, slowAgent } from './scenarios.js'
 
 const args = process.argv.slice(2)
 const long = args.includes('--long')
@@ -14,6 +14,12 @@ const optionValue = (name: string): string | undefined => {
 }
 const only = optionValue('--only')?.split(',')
 const seed = Number(optionValue('--seed') ?? Date.now() % 100_000)
+const brokerDown = optionValue('--broker-down')
+const brokerDownMs = brokerDown === undefined ? undefined : Number(brokerDown) * 1000
+if (brokerDownMs !== undefined && !(brokerDownMs > 0)) {
+  process.stderr.write(`chaos: --broker-down takes seconds > 0 (got ${brokerDown})\n`)
+  process.exit(2)
+}
 
 function mulberry32(a: number): () => number {
   return () => {
@@ -47,13 +53,34 @@ const started = Date.now()
 log(`chaos: ${long ? 'long' : 'short'} mode, seed ${seed}`)
 const broker = await Broker.start()
 log(`chaos: broker ${broker.brokers}`)
+// Stopped from outside (CI's time limit, Ctrl-C): the broker runs in a session of its own, so
+// stop it here. Worker processes share this process group and get the signal themselves.
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    log(`chaos: ${signal}: stopping the broker and exiting`)
+    void broker.stop().finally(() => process.exit(1))
+  })
+}
 const results: Result[] = []
 try {
   for (const [name, guarantee, fn] of plan) {
     if (only && !only.includes(name)) continue
     const t0 = Date.now()
     log(`chaos: ${name} (${guarantee}) ...`)
-    const r = await fn({ broker, long, random: mulberry32(seed + results.length), log }, guarantee)
+    const r = await fn(
+      { broker, long, random: mulberry32(seed + results.length), log, ...(brokerDownMs && { brokerDownMs }) },
+      guarantee,
+    ).catch(
+      (err: unknown): Result => ({
+        scenario: name,
+        guarantee,
+        disruptions: 0,
+        recoverMs: [],
+        crashes: 0,
+        failures: [`${(err as Error)?.message ?? err}`],
+        ...NO_OUTCOME,
+      }),
+    )
     results.push(r)
     log(
       `chaos: ${name} (${guarantee}) ${r.failures.length === 0 ? 'ok' : `FAILED: ${r.failures.join('; ')}`} in ${((Date.now() - t0) / 1000).toFixed(0)} s`,

@@ -59,6 +59,8 @@ export class WorkerProcess {
   /** Exits that the suite did not cause (a crash). */
   unexpectedExits = 0
   private expectingExit = false
+  /** Stopped by the suite (kill): the supervisor leaves it down until the suite starts it. */
+  private held = false
   log = ''
 
   constructor(
@@ -96,12 +98,16 @@ export class WorkerProcess {
     )
     this.child = child
     this.expectingExit = false
+    this.held = false
+    this.note(`started pid ${child.pid}`)
     let out = ''
     const ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`${this.name}: not ready after ${timeoutMs} ms`)),
-        timeoutMs,
-      )
+      const timer = setTimeout(() => {
+        // Not ready in time: end it, or it would linger as a member of the group.
+        this.expectingExit = true
+        child.kill('SIGKILL')
+        reject(new Error(`${this.name}: not ready after ${timeoutMs} ms; killed`))
+      }, timeoutMs)
       child.stdout!.setEncoding('utf8').on('data', (d: string) => {
         out += d
         if (/^ready: /m.test(out)) {
@@ -118,9 +124,10 @@ export class WorkerProcess {
       this.log = (this.log + d).slice(-20_000)
     })
     this.exited = new Promise((resolve) => {
-      child.once('exit', (code) => {
+      child.once('exit', (code, signal) => {
         if (!this.expectingExit) this.unexpectedExits++
         if (this.child === child) this.child = undefined
+        this.note(`pid ${child.pid} exited (${signal ?? code})`)
         resolve(code)
       })
     })
@@ -128,18 +135,43 @@ export class WorkerProcess {
     return Date.now() - started
   }
 
-  /** Sends `signal` and waits for the process to end. */
-  async kill(signal: NodeJS.Signals): Promise<number | null> {
-    if (!this.child) return null
+  /**
+   * Sends `signal` and waits for the process to end. One that is still there `timeoutMs` later
+   * is killed (SIGKILL) and counted in `stuckStops`: a worker must never hang on a stop.
+   */
+  async kill(signal: NodeJS.Signals, timeoutMs = 60_000): Promise<number | null> {
+    const child = this.child
+    if (!child) return null
     this.expectingExit = true
-    this.child.kill(signal)
-    return (await this.exited) ?? null
+    this.held = true
+    child.kill(signal)
+    const exited = this.exited!
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), timeoutMs)
+    })
+    const first = await Promise.race([exited, late])
+    clearTimeout(timer)
+    if (first !== 'late') return first ?? null
+    this.stuckStops++
+    this.note(`still running ${timeoutMs} ms after ${signal}; SIGKILL`)
+    child.kill('SIGKILL')
+    await exited
+    return null
   }
+
+  /** Adds a line of the suite's own to the log kept of the process. */
+  private note(what: string): void {
+    this.log = `${this.log}--- ${this.name}: ${what} at ${new Date().toISOString()}\n`.slice(-20_000)
+  }
+
+  /** Stops (SIGTERM) that did not end the process within their time, so it was killed. */
+  stuckStops = 0
 
   /** Restarts the process after it died on its own (a crash), as a supervisor would. */
   async superviseUntil(done: () => boolean): Promise<void> {
     while (!done()) {
-      if (!this.child && !this.expectingExit) {
+      if (!this.child && !this.held) {
         await sleep(500)
         await this.start().catch(() => {})
       }

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import type { Broker } from './processes.js'
 import { repoDir, sleep, WorkerProcess } from './processes.js'
-import type { Names, Outcome } from './workload.js'
+import type { Names, Outcome, Stop } from './workload.js'
 import {
   names,
   outcome,
@@ -32,6 +32,8 @@ export interface Settings {
   /** Random source, seeded, so a failing run can be replayed. */
   random: () => number
   log: (line: string) => void
+  /** How long broker-restart keeps the broker down (ms), instead of its defaults. */
+  brokerDownMs?: number
 }
 
 interface Run {
@@ -62,56 +64,129 @@ async function runScenario(
 ): Promise<Result> {
   const n = names(scenario)
   const t = transport(s.broker.brokers)
-  await t.connect()
-  // The input topic is the user's: created here, with room for the oversized poison pill.
-  await t.admin.ensureTopics([
-    { name: n.hits, partitions: PARTITIONS, config: { 'max.message.bytes': String(8 << 20) } },
-  ])
-  const env = workerEnv(n, s.broker.brokers, guarantee)
-  const spec = { env, module: options.module ?? join(repoDir, 'apps/chaos/src/app.ts') }
-  const workers = Array.from(
-    { length: options.workers },
-    (_, i) => new WorkerProcess(`${scenario}/${guarantee}/w${i}`, spec),
-  )
-  await Promise.all(workers.map((w) => w.start()))
-  const run: Run = { n, guarantee, workers, recoverMs: [], disruptions: 0 }
-  const producer = t.producer()
+  // Every stage is bounded: one that overruns fails the scenario with its name and the workers'
+  // logs, and the suite goes on. A stuck stage must never hang CI.
+  let stage = 'connecting'
+  let stageStarted = Date.now()
+  const enter = (name: string): void => {
+    stage = name
+    stageStarted = Date.now()
+  }
+  const heartbeat = setInterval(() => {
+    const secs = Math.round((Date.now() - stageStarted) / 1000)
+    if (secs >= 60) s.log(`chaos: ${scenario} (${guarantee}) still ${stage} after ${secs} s`)
+  }, 30_000)
+  const stop: Stop = { stopped: false }
   let disrupting = true
-  // Input flows until the disruptions are over, so every one of them happens under load.
-  const produced = produce(producer, n.hits, options.events, options.rate, options.poison, () => !disrupting)
-  const supervised = workers.map((w) => w.superviseUntil(() => !disrupting))
+  const workers: WorkerProcess[] = []
+  const run: Run = { n, guarantee, workers, recoverMs: [], disruptions: 0 }
+  const result = (o: Outcome, failures: string[]): Result => ({
+    scenario,
+    guarantee,
+    disruptions: run.disruptions,
+    recoverMs: run.recoverMs,
+    crashes: workers.reduce((a, w) => a + w.unexpectedExits, 0),
+    failures,
+    ...o,
+  })
+  const showLogs = (): void => {
+    for (const w of workers) s.log(`--- ${w.name} stderr (tail)\n${w.log.slice(-3000)}`)
+  }
   try {
-    await options.disrupt(run)
+    await bounded('connecting', 60_000, t.connect())
+    // The input topic is the user's: created here, with room for the oversized poison pill.
+    await bounded(
+      'creating the input topic',
+      60_000,
+      t.admin.ensureTopics([
+        { name: n.hits, partitions: PARTITIONS, config: { 'max.message.bytes': String(8 << 20) } },
+      ]),
+    )
+    const env = workerEnv(n, s.broker.brokers, guarantee)
+    const spec = { env, module: options.module ?? join(repoDir, 'apps/chaos/src/app.ts') }
+    for (let i = 0; i < options.workers; i++) {
+      workers.push(new WorkerProcess(`${scenario}/${guarantee}/w${i}`, spec))
+    }
+    enter('starting the workers')
+    await Promise.all(workers.map((w) => w.start()))
+    // Input flows until the disruptions are over, so every one of them happens under load.
+    const produced = produce(
+      () => t.producer(),
+      n.hits,
+      options.events,
+      options.rate,
+      options.poison,
+      () => !disrupting,
+      stop,
+      s.log,
+    )
+    // Awaited below; a scenario that fails before then must not leave its rejection unhandled.
+    produced.catch(() => {})
+    const supervised = workers.map((w) => w.superviseUntil(() => !disrupting))
+    enter('disrupting')
+    await bounded('disrupting', s.long ? 60 * 60_000 : 8 * 60_000, options.disrupt(run))
     disrupting = false
-    await produced
-    await Promise.all(supervised)
+    enter('producing the rest of the input')
+    await bounded(
+      'producing the rest of the input',
+      (options.events / options.rate) * 1000 + 120_000,
+      produced,
+    )
+    enter('restarting workers that crashed')
+    await bounded('restarting workers that crashed', 120_000, Promise.all(supervised))
     // Processes that crashed on their own were restarted by the supervisor; make sure all run.
     for (const w of workers) if (!w.running) await w.start()
-    const done = await waitDone(t, n, 120_000)
+    enter('waiting for the workers to catch up')
+    const done = await bounded('waiting for the workers to catch up', 150_000, waitDone(t, n, 120_000))
     if (!done) s.log(`${scenario}/${guarantee}: not caught up after 120 s`)
+    enter('stopping the workers (SIGTERM)')
     for (const w of workers) await w.kill('SIGTERM')
-    const o = await outcome(t, n)
-    const r: Result = {
-      scenario,
-      guarantee,
-      disruptions: run.disruptions,
-      recoverMs: run.recoverMs,
-      crashes: workers.reduce((a, w) => a + w.unexpectedExits, 0),
-      failures: [],
-      ...o,
-    }
+    enter('reading the outcome')
+    const r = result(await bounded('reading the outcome', 120_000, outcome(t, n)), [])
     if (!done) r.failures.push('did not finish processing within 120 s')
+    const stuck = workers.reduce((a, w) => a + w.stuckStops, 0)
+    if (stuck > 0) r.failures.push(`${stuck} worker stop(s) did not end within 60 s of SIGTERM`)
     r.failures.push(...options.checks(r))
-    if (r.failures.length > 0) {
-      for (const w of workers) s.log(`--- ${w.name} stderr (tail)\n${w.log.slice(-2000)}`)
-    }
+    if (r.failures.length > 0) showLogs()
     return r
+  } catch (err) {
+    s.log(`chaos: ${scenario} (${guarantee}) failed while ${stage}: ${(err as Error)?.stack ?? err}`)
+    showLogs()
+    return result(NO_OUTCOME, [`${stage}: ${(err as Error)?.message ?? err}`])
   } finally {
+    clearInterval(heartbeat)
     disrupting = false
+    stop.stopped = true
     for (const w of workers) await w.kill('SIGKILL').catch(() => {})
-    await producer.close().catch(() => {})
-    await t.close()
+    await bounded('closing', 30_000, t.close()).catch(() => {})
   }
+}
+
+/** The outcome of a scenario that did not get as far as reading one. */
+export const NO_OUTCOME: Outcome = {
+  events: 0,
+  poison: 0,
+  expected: 0,
+  counted: 0,
+  losses: 0,
+  duplicates: 0,
+  outputs: 0,
+  outputDuplicates: 0,
+  outputLosses: 0,
+  dlq: 0,
+  dlqWithReason: 0,
+}
+
+/** Resolves or rejects as `p` does, or rejects once `ms` have passed. */
+function bounded<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what}: still not done after ${(ms / 1000).toFixed(0)} s`)),
+      ms,
+    )
+  })
+  return Promise.race([p, late]).finally(() => clearTimeout(timer))
 }
 
 /** Zero losses always; exact (no duplicate count or output) under exactly-once or when asked. */
@@ -186,23 +261,30 @@ export function failover(s: Settings, guarantee: Guarantee, workers: number): Pr
   })
 }
 
-/** The broker stopped mid-run and started again; workers that die on it are restarted. */
+/**
+ * The broker stopped mid-run and started again; workers that die on it are restarted. The
+ * outages are longer than kafkajs' retries (about 10 s with its defaults), so clients do fail
+ * and must recover; the long mode adds a short blip that the retries ride out.
+ */
 export function brokerRestart(s: Settings, guarantee: Guarantee): Promise<Result> {
+  const outages = s.brokerDownMs ? [s.brokerDownMs] : s.long ? [3_000, 20_000] : [15_000]
   return runScenario(s, 'broker-restart', guarantee, {
     workers: 2,
     events: 20_000,
     rate: 1_500,
     disrupt: async (run) => {
-      await sleep(3_000)
-      const at = Date.now()
-      run.disruptions++
-      await s.broker.bounce(4_000)
-      const t = transport(s.broker.brokers)
-      await t.connect()
-      try {
-        run.recoverMs.push(await timeToProgress(t, run.n, at, 120_000))
-      } finally {
-        await t.close()
+      for (const downMs of outages) {
+        await sleep(3_000)
+        const at = Date.now()
+        run.disruptions++
+        await s.broker.bounce(downMs)
+        const t = transport(s.broker.brokers)
+        await t.connect()
+        try {
+          run.recoverMs.push(await timeToProgress(t, run.n, at, 120_000))
+        } finally {
+          await t.close()
+        }
       }
     },
     checks: (r) => exactness(r, guarantee === 'exactly_once'),

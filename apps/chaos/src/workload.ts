@@ -37,55 +37,70 @@ export function workerEnv(n: Names, brokers: string, guarantee: string): Record<
 export const USERS = 40
 export const PARTITIONS = 4
 
+/** How `produce` is told to stop early (a scenario that overran its deadline). */
+export interface Stop {
+  stopped: boolean
+}
+
 /**
  * Produces hit events at about `rate` per second until `total` are sent; each carries a unique
- * `seq`. A failed send (the broker is down) is retried until it goes through: the input is
- * checked afterwards by reading the topic back, so a record written twice by a retry is simply
- * two events.
+ * `seq`. A batch whose send fails (the broker is down) is sent again on a new producer until it
+ * goes through: a failed producer refuses every later send by design, so retrying on it would
+ * spin for ever. The input is checked afterwards by reading the topic back, so a record written
+ * twice by a retry is simply two events. Resolves with the number of events sent.
  */
 export async function produce(
-  producer: TransportProducer,
+  newProducer: () => TransportProducer,
   topic: string,
   total: number,
   rate: number,
   extra: (seq: number) => { key: Buffer | null; value: Buffer } | undefined = () => undefined,
   /** Keeps producing past `total` while this returns false (the disruptions are not over). */
   done: () => boolean = () => true,
+  stop: Stop = { stopped: false },
+  log: (line: string) => void = () => {},
 ): Promise<number> {
   const started = Date.now()
-  const batch = Math.max(1, Math.round(rate / 20))
+  const size = Math.max(1, Math.round(rate / 20))
+  let producer = newProducer()
   let seq = 0
-  while (seq < total || !done()) {
-    const until = seq + batch
-    for (; seq < until; seq++) {
-      const poison = extra(seq)
-      const userId = `user-${(seq * 7919) % USERS}`
-      const hits = (seq * 104_729) % 41
-      const record = poison ?? {
-        key: Buffer.from(userId),
-        value: Buffer.from(JSON.stringify({ userId, hits, timestamp: Date.now(), seq })),
+  let failures = 0
+  try {
+    while ((seq < total || !done()) && !stop.stopped) {
+      const batch: { key: Buffer | null; value: Buffer }[] = []
+      for (let i = seq; i < seq + size; i++) {
+        const userId = `user-${(i * 7919) % USERS}`
+        const hits = (i * 104_729) % 41
+        batch.push(
+          extra(i) ?? {
+            key: Buffer.from(userId),
+            value: Buffer.from(JSON.stringify({ userId, hits, timestamp: Date.now(), seq: i })),
+          },
+        )
       }
       for (;;) {
         try {
-          await producer.send({ topic, ...record })
+          for (const record of batch) await producer.send({ topic, ...record })
+          await producer.flush()
           break
-        } catch {
+        } catch (err) {
+          if (stop.stopped) return seq
+          if (failures++ % 10 === 0)
+            log(`chaos: input producer failed (${(err as Error).message}); retrying on a new one`)
+          await producer.abort().catch(() => {})
           await sleep(500)
+          if (stop.stopped) return seq
+          producer = newProducer()
         }
       }
+      seq += size
+      const due = started + (seq / rate) * 1000
+      if (due > Date.now()) await sleep(due - Date.now())
     }
-    for (;;) {
-      try {
-        await producer.flush()
-        break
-      } catch {
-        await sleep(500)
-      }
-    }
-    const due = started + (seq / rate) * 1000
-    if (due > Date.now()) await sleep(due - Date.now())
+    return seq
+  } finally {
+    await producer.close().catch(() => {})
   }
-  return seq
 }
 
 /** Every record of a topic a read-committed reader sees. */
