@@ -87,7 +87,7 @@ export class WorkerProcess {
         module,
         'worker',
         '-l',
-        'warn',
+        process.env.CHAOS_WORKER_LOG ?? 'warn',
         '--without-web',
       ],
       {

@@ -90,7 +90,7 @@ async function runScenario(
     ...o,
   })
   const showLogs = (): void => {
-    for (const w of workers) s.log(`--- ${w.name} stderr (tail)\n${w.log.slice(-3000)}`)
+    for (const w of workers) s.log(`--- ${w.name} stderr (tail)\n${w.log.slice(process.env.CHAOS_WORKER_LOG ? 0 : -3000)}`)
   }
   try {
     await bounded('connecting', 60_000, t.connect())
@@ -147,7 +147,7 @@ async function runScenario(
     const stuck = workers.reduce((a, w) => a + w.stuckStops, 0)
     if (stuck > 0) r.failures.push(`${stuck} worker stop(s) did not end within 60 s of SIGTERM`)
     r.failures.push(...options.checks(r))
-    if (r.failures.length > 0) showLogs()
+    if (r.failures.length > 0 || process.env.CHAOS_WORKER_LOG) showLogs()
     return r
   } catch (err) {
     s.log(`chaos: ${scenario} (${guarantee}) failed while ${stage}: ${(err as Error)?.stack ?? err}`)
