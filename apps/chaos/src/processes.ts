@@ -137,9 +137,11 @@ export class WorkerProcess {
 
   /**
    * Sends `signal` and waits for the process to end. One that is still there `timeoutMs` later
-   * is killed (SIGKILL) and counted in `stuckStops`: a worker must never hang on a stop.
+   * is killed (SIGKILL) and counted in `stuckStops`, and a SIGTERM that ends it with a code other
+   * than 0 in `uncleanStops`: a worker must stop cleanly, and never hang on a stop (its own
+   * --stop-timeout, 60 s here, ends it first).
    */
-  async kill(signal: NodeJS.Signals, timeoutMs = 60_000): Promise<number | null> {
+  async kill(signal: NodeJS.Signals, timeoutMs = 90_000): Promise<number | null> {
     const child = this.child
     if (!child) return null
     this.expectingExit = true
@@ -152,7 +154,10 @@ export class WorkerProcess {
     })
     const first = await Promise.race([exited, late])
     clearTimeout(timer)
-    if (first !== 'late') return first ?? null
+    if (first !== 'late') {
+      if (signal === 'SIGTERM' && first !== 0) this.uncleanStops++
+      return first ?? null
+    }
     this.stuckStops++
     this.note(`still running ${timeoutMs} ms after ${signal}; SIGKILL`)
     child.kill('SIGKILL')
@@ -167,6 +172,8 @@ export class WorkerProcess {
 
   /** Stops (SIGTERM) that did not end the process within their time, so it was killed. */
   stuckStops = 0
+  /** SIGTERMs after which the process exited with a code other than 0. */
+  uncleanStops = 0
 
   /** Restarts the process after it died on its own (a crash), as a supervisor would. */
   async superviseUntil(done: () => boolean): Promise<void> {

@@ -90,7 +90,8 @@ async function runScenario(
     ...o,
   })
   const showLogs = (): void => {
-    for (const w of workers) s.log(`--- ${w.name} stderr (tail)\n${w.log.slice(process.env.CHAOS_WORKER_LOG ? 0 : -3000)}`)
+    for (const w of workers)
+      s.log(`--- ${w.name} stderr (tail)\n${w.log.slice(process.env.CHAOS_WORKER_LOG ? 0 : -3000)}`)
   }
   try {
     await bounded('connecting', 60_000, t.connect())
@@ -145,7 +146,9 @@ async function runScenario(
     const r = result(await bounded('reading the outcome', 120_000, outcome(t, n)), [])
     if (!done) r.failures.push('did not finish processing within 120 s')
     const stuck = workers.reduce((a, w) => a + w.stuckStops, 0)
-    if (stuck > 0) r.failures.push(`${stuck} worker stop(s) did not end within 60 s of SIGTERM`)
+    if (stuck > 0) r.failures.push(`${stuck} worker stop(s) did not end within 90 s of SIGTERM`)
+    const unclean = workers.reduce((a, w) => a + w.uncleanStops, 0)
+    if (unclean > 0) r.failures.push(`${unclean} SIGTERM stop(s) exited with a code other than 0`)
     r.failures.push(...options.checks(r))
     if (r.failures.length > 0 || process.env.CHAOS_WORKER_LOG) showLogs()
     return r
@@ -351,7 +354,7 @@ export function sigterm(s: Settings, guarantee: Guarantee): Promise<Result> {
           await sleep(1_500 + s.random() * 1_500)
           const w = run.workers[0]!
           const code = await w.kill('SIGTERM')
-          if (code !== 0) s.log(`sigterm: the worker exited with ${code}`)
+          if (code !== 0) s.log(`sigterm: the worker exited with ${code}:\n${w.log.slice(-3000)}`)
           const at = Date.now()
           run.disruptions++
           await w.start()

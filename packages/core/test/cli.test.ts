@@ -311,6 +311,34 @@ describe('mephisto worker', () => {
     }
   })
 
+  it('a stop that hangs says what it waits for and gives up at --stop-timeout with exit 1', async () => {
+    // The slow event blocks the channel agent's drain for a minute (drainTimeoutMs 60 s).
+    const w = start(cliMain, ['-A', app, 'worker', '--without-web', '--stop-timeout', '2'], {
+      env: { CLI_FIXTURE: 'slow' },
+    })
+    try {
+      await w.waitFor(/ready: cli-fixture/)
+      await new Promise((r) => setTimeout(r, 300))
+      const begun = Date.now()
+      w.child.kill('SIGTERM')
+      const done = await w.exited
+      expect(done.code).toBe(1)
+      expect(Date.now() - begun).toBeGreaterThanOrEqual(1900)
+      expect(Date.now() - begun).toBeLessThan(10_000)
+      expect(done.stderr).toContain('the stop did not finish within --stop-timeout 2 s')
+      expect(done.stderr).toContain('still waiting for agent notify to finish')
+      expect(done.stdout).not.toContain('stopped: cli-fixture')
+    } finally {
+      w.child.kill('SIGKILL')
+    }
+  })
+
+  it('--stop-timeout must be a whole number of seconds', async () => {
+    const r = await mephisto(['-A', app, 'worker', '--stop-timeout', 'soon'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('--stop-timeout must be an integer >= 0 (got "soon")')
+  })
+
   it('a worker that crashes exits 1', async () => {
     const w = start(cliMain, ['-A', app, 'worker', '--without-web'], { env: { CLI_FIXTURE: 'crash' } })
     const done = await w.exited

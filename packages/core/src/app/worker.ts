@@ -296,29 +296,43 @@ export class Worker {
   }
   private stopping: Promise<void> | undefined
 
+  /**
+   * @internal What a stop is doing now, in words (`mephisto worker` reports it when a stop takes
+   * long); undefined unless stopping.
+   */
+  stopPhase: string | undefined
+
   private async doStop(): Promise<void> {
     this.scheduler.stop()
     if (this.commitTimer) this.clock.clearTimeout(this.commitTimer)
     // Leaving the group revokes every partition: drain, flush, commit, release.
+    this.stopPhase = 'leaving the group (draining, flushing and committing its partitions)'
     await this.consumer?.stop()
     for (const rt of this.agents.values()) rt.close()
     const drain = this.app.options.drainTimeoutMs ?? 30_000
     for (const rt of this.agents.values()) {
+      this.stopPhase = `waiting for agent ${rt.agent.name} to finish (drainTimeoutMs ${drain})`
       if (!(await rt.join(drain)))
         this.logger.warn(`agent ${rt.agent.name} did not finish within ${drain} ms`)
     }
+    this.stopPhase = 'flushing and committing'
     await this.commit()
     for (const ask of this.asks.values()) {
       this.clock.clearTimeout(ask.timer)
       ask.reject(new NotReadyError('the app stopped before the agent answered'))
     }
     this.asks.clear()
+    this.stopPhase = 'closing the producers'
     await this.producer.close()
     for (const p of this.txProducers.values()) await p.close()
+    this.stopPhase = 'closing the table stores'
     for (const ts of this.tableStates.values()) await ts.store.close()
+    this.stopPhase = 'disconnecting from the broker'
     await this.transport.close()
     clearInterval(this.keepAlive)
+    this.stopPhase = 'closing the web server'
     await this.web?.close()
+    this.stopPhase = undefined
     this.state = 'stopped'
     this.logger.info('worker stopped', { app: this.app.id })
   }

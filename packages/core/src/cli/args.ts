@@ -24,6 +24,7 @@ const PER_COMMAND: Record<CommandName, Record<string, OptionSpec>> = {
     'web-port': { type: 'string' },
     'web-host': { type: 'string' },
     'without-web': { type: 'boolean' },
+    'stop-timeout': { type: 'string' },
   },
   send: {
     key: { type: 'string', short: 'k' },

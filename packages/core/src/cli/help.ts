@@ -44,12 +44,15 @@ tables), joins the consumer group, recovers the tables of its partitions and pri
 SIGTERM or SIGINT stops it cleanly: it stops fetching, lets the events in progress finish,
 flushes the producer and the changelogs, commits and exits 0. A second signal exits at once
 without committing (exit 128 + signal number); the uncommitted events are processed again by
-the next worker.
+the next worker. A stop that takes long logs what it waits for every 10 s and gives up after
+--stop-timeout (exit 1, nothing more committed).
 
 Options:
       --web-port <port>     port of the web server (/health, /stats, /tables/:name/:key); 0 picks one
       --web-host <host>     interface of the web server (default 127.0.0.1)
       --without-web         no web server
+      --stop-timeout <s>    longest a clean stop may take, in seconds (default: the app's
+                            drainTimeoutMs + 30 s, so 60; 0: no limit)
 
 ${GLOBAL_OPTIONS}
 

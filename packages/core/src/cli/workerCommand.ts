@@ -32,6 +32,13 @@ export function webOverrides(argv: ParsedArgs): false | WebOptions | undefined {
  */
 export async function workerCommand(ctx: CommandContext): Promise<number> {
   const { app, logger, output } = ctx
+  // Checked before the worker starts: a bad value is a usage error, not a surprise at the stop.
+  const stopTimeoutS = intOption(
+    ctx.argv.options,
+    'stop-timeout',
+    Math.ceil((app.options.drainTimeoutMs ?? 30_000) / 1000) + 30,
+    'worker',
+  )
   output.out(banner(ctx))
   const started = Date.now()
 
@@ -42,16 +49,42 @@ export async function workerCommand(ctx: CommandContext): Promise<number> {
 
   const stop = (signal: string): void => {
     logger.info(`${signal}: stopping (stop fetching, drain, flush, commit); send it again to exit at once`)
-    app.stop().then(
-      () => {
-        output.out(`stopped: ${app.id} (${signal})`)
-        finish(EXIT.ok)
-      },
-      (err: unknown) => {
-        logger.error('stop failed: offsets after the last successful commit will be processed again', { err })
-        finish(EXIT.failure)
-      },
-    )
+    const began = Date.now()
+    const phase = (): string => app.worker?.stopPhase ?? 'stopping'
+    // A stop is bounded: one that hangs (a broker that stopped answering, an agent stuck on an
+    // external call) says what it waits for, and gives up at --stop-timeout. What was not
+    // committed is processed again by the next worker, as after a second signal.
+    const progress = setInterval(() => {
+      logger.warn(`still stopping after ${Math.round((Date.now() - began) / 1000)} s: ${phase()}`)
+    }, 10_000)
+    const deadline =
+      stopTimeoutS > 0
+        ? setTimeout(() => {
+            logger.error(
+              `the stop did not finish within --stop-timeout ${stopTimeoutS} s (still ${phase()}); ` +
+                'exiting without it: what was not committed is processed again by the next worker',
+            )
+            finish(EXIT.failure)
+          }, stopTimeoutS * 1000)
+        : undefined
+    app
+      .stop()
+      .then(
+        () => {
+          output.out(`stopped: ${app.id} (${signal})`)
+          finish(EXIT.ok)
+        },
+        (err: unknown) => {
+          logger.error('stop failed: offsets after the last successful commit will be processed again', {
+            err,
+          })
+          finish(EXIT.failure)
+        },
+      )
+      .finally(() => {
+        clearInterval(progress)
+        clearTimeout(deadline)
+      })
   }
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopRequested !== undefined) {
