@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The `mephisto` command. Published as dist/cli.js (the package's bin); in the workspace it also
-// runs from source: node --conditions=source --import tsx packages/core/src/cli/main.ts
+// The `mephisto` command, built to dist/cli.js and run by the package's bin (bin/mephisto.js);
+// in the workspace it also runs from source:
+//   node --conditions=source --import tsx packages/core/src/cli/main.ts
 import { drainOutput } from './output.js'
 import { runCli } from './program.js'
 
