@@ -1,7 +1,11 @@
 // The `mephisto` command as a user runs it: a separate process on the memory broker, its
 // output and its exit codes (0 done, 1 runtime failure, 2 usage error).
+import { execFile } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { cliMain, fixture, getJson, mephisto, start } from './cliProcess.js'
+import { cliMain, coreDir, fixture, getJson, mephisto, start } from './cliProcess.js'
 
 const app = fixture('cliApp.ts')
 const order = JSON.stringify({ customer: 'c1', total: 12.5 })
@@ -25,6 +29,27 @@ describe.concurrent('mephisto: help and usage errors', () => {
       expect(r.stderr).toBe('')
     },
   )
+
+  it("the package's bin runs the built CLI, or says how to build it", async () => {
+    const pkg = JSON.parse(readFileSync(join(coreDir, 'package.json'), 'utf8'))
+    expect(pkg.bin.mephisto).toBe('./bin/mephisto.js')
+    expect(pkg.files).toContain('bin')
+    // Plain node, as an installed bin runs: no tsx, no source condition.
+    const r = await promisify(execFile)(process.execPath, [
+      join(coreDir, 'bin/mephisto.js'),
+      '--version',
+    ]).then(
+      (ok) => ({ code: 0, ...ok }),
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    )
+    if (existsSync(join(coreDir, 'dist/cli.js'))) {
+      expect(r.stdout.trim()).toBe(pkg.version)
+      expect(r.code).toBe(0)
+    } else {
+      expect(r.stderr).toContain('@mephisto/core is not built (no dist/cli.js)')
+      expect(r.code).toBe(1)
+    }
+  })
 
   it('no command: the help goes to stderr and the exit code is 2', async () => {
     const r = await mephisto([])
