@@ -285,34 +285,48 @@ export class App {
   private restarts: number[] = []
 
   /**
-   * @internal Exactly-once: a transaction of `worker` failed. Aborts it (what was not committed
-   * is dropped, as in a crash) and starts a new worker after a backoff, which recovers the
-   * tables from the committed changelogs. More than 10 restarts in 5 minutes is not a transient
-   * fault: the app then stays crashed (the CLI exits 1) with the last error.
+   * @internal A transaction of `worker` failed (exactly-once), or its producer could not flush.
+   * Aborts it (what was not committed is dropped, as in a crash) and starts a new worker after a
+   * backoff, which recovers the tables from the committed changelogs; a new worker that fails to
+   * start (the broker is still out of reach) is tried again after a longer one. More than 10
+   * restarts in 5 minutes is not a transient fault: the app then stays crashed (the CLI exits 1)
+   * with the last error.
    */
   async restartAfter(worker: Worker, reason: unknown): Promise<void> {
     if (this.worker !== worker || this.restarting) return
     this.restarting = true
     try {
       await worker.abort(reason)
-      if (this.stopRequested) return
-      const now = Date.now()
-      this.restarts = this.restarts.filter((t) => now - t < 5 * 60_000)
-      this.restarts.push(now)
-      if (this.restarts.length > 10) {
-        this.logger.error(
-          `app ${this.id}: ${this.restarts.length} restarts after failed transactions in 5 minutes; giving up`,
-          { err: reason },
+      let failed: Worker = worker
+      let cause = reason
+      for (;;) {
+        if (this.stopRequested || this.worker !== failed) return
+        const now = Date.now()
+        this.restarts = this.restarts.filter((t) => now - t < 5 * 60_000)
+        this.restarts.push(now)
+        if (this.restarts.length > 10) {
+          this.logger.error(
+            `app ${this.id}: ${this.restarts.length} restarts after failed transactions or flushes in 5 minutes; giving up`,
+            { err: cause },
+          )
+          return
+        }
+        const backoff = Math.min(30_000, 250 * 2 ** (this.restarts.length - 1))
+        await new Promise((r) => setTimeout(r, backoff))
+        if (this.stopRequested || this.worker !== failed) return
+        this.logger.warn(
+          `app ${this.id}: starting a new worker (restart ${this.restarts.length} in 5 minutes)`,
         )
-        return
+        try {
+          await this.start(this.startOverrides)
+          return
+        } catch (err) {
+          this.logger.error(`app ${this.id}: the new worker failed to start; trying again`, { err })
+          cause = err
+          if (!this.worker) return
+          failed = this.worker
+        }
       }
-      const backoff = Math.min(30_000, 250 * 2 ** (this.restarts.length - 1))
-      await new Promise((r) => setTimeout(r, backoff))
-      if (this.stopRequested || this.worker !== worker) return
-      this.logger.warn(`app ${this.id}: starting a new worker (restart ${this.restarts.length} in 5 minutes)`)
-      await this.start(this.startOverrides)
-    } catch (err) {
-      this.logger.error(`app ${this.id}: the new worker failed to start`, { err })
     } finally {
       this.restarting = false
     }

@@ -986,7 +986,7 @@ export class Worker {
     if (groups.size === 0 && plain.length === 0 && this.producer.pending() === 0) return
     const state = this.sensors.onCommitInitiated()
     // Sends outside any event (timers, pages, startup) are not part of a transaction.
-    const flushed = await this.flushOrCrash(plain)
+    const flushed = await this.flushOrRestart(plain)
     const entries = [...groups]
     const results = await Promise.allSettled(
       entries.map(([p, g]) => {
@@ -1129,17 +1129,22 @@ export class Worker {
 
   /**
    * Sends `records` and flushes the producer. On failure outputs or changelog records may be lost:
-   * committing anything past them would lose them for good, so the worker stops without
-   * committing and a restart processes them again.
+   * committing anything past them would lose them for good, so the worker is aborted without
+   * committing, and the app starts a new one (as after a failed transaction), which processes
+   * them again from the last commit. Most often the broker was out of reach for longer than the
+   * client's retries; a fault that persists ends in a crash once the app's restarts run out.
    */
-  private async flushOrCrash(records: OutgoingRecord[]): Promise<RecordMetadata[]> {
+  private async flushOrRestart(records: OutgoingRecord[]): Promise<RecordMetadata[]> {
     try {
       for (const r of records) await this.producer.send(r)
       return await this.producer.flush()
     } catch (err) {
       for (const ts of this.tableStates.values()) ts.abortCommit()
-      this.logger.error('the producer failed to flush; the worker stops without committing', { err })
-      void this.crash(err)
+      this.logger.error(
+        'the producer failed to flush: rolling back to the last commit and restarting the worker',
+        { err },
+      )
+      void this.app.restartAfter(this, err)
       throw new MephistoError('PRODUCER', `flush failed: ${(err as Error)?.message ?? err}`, { cause: err })
     }
   }
@@ -1165,7 +1170,7 @@ export class Worker {
     if (offsets.length === 0 && changelog.length === 0 && this.producer.pending() === 0) return
     const state = this.sensors.onCommitInitiated()
     try {
-      const flushed = await this.flushOrCrash(changelog)
+      const flushed = await this.flushOrRestart(changelog)
       for (const ts of this.tableStates.values()) await ts.completeCommit(flushed)
       if (offsets.length > 0 && this.consumer && !this.dead) {
         await this.consumer.commit(offsets)

@@ -94,4 +94,43 @@ describeKafka('the hit counter on Kafka at scale and under failover', () => {
     },
     240_000,
   )
+
+  it.skipIf(!kafkaLocalDir())(
+    'a broker out of reach for longer than the client retries: the worker rolls back and restarts itself',
+    async () => {
+      const id = uniqueName('broker-outage')
+      created.push(id)
+      const topic = `${id}-hit_count`
+      // A small retry budget, so that an outage of a few seconds outlasts it.
+      const w = hitCounter(id, topic, {
+        kafka: {
+          client: { retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 500 } },
+          consumer: { heartbeatInterval: 300, maxWaitTimeInMs: 200, sessionTimeout: 6_000 },
+        },
+      })
+      await w.app.start()
+      const first = events(2_000, 41)
+      await produce(id, topic, first)
+      expect(await waitForTable(w.counts, expected(first), 60_000)).toEqual(expected(first))
+      const before = w.app.worker
+      const dir = kafkaLocalDir()
+      execFileSync('bash', [script, 'stop-node', '1', '--dir', dir], { stdio: 'ignore', timeout: 60_000 })
+      // A table write while the broker is away: the next commit must flush its changelog record,
+      // which fails once the retries are spent.
+      await w.counts.set('probe', 1, { partition: 0 })
+      await new Promise((r) => setTimeout(r, 5_000))
+      expect(w.app.worker).not.toBe(before)
+      execFileSync('bash', [script, 'start-node', '1', '--dir', dir], { stdio: 'ignore', timeout: 120_000 })
+      const second = events(2_000, 42)
+      await produce(id, topic, second)
+      const want = expected([...first, ...second])
+      const got = await waitForTable(w.counts, want, 90_000)
+      for (const [user, n] of want) expect(got.get(user) ?? 0).toBeGreaterThanOrEqual(n)
+      expect(w.app.running).toBe(true)
+      // The uncommitted write was rolled back with the worker, as in a crash.
+      expect(await w.counts.get('probe')).toBe(0)
+      await w.app.stop()
+    },
+    240_000,
+  )
 })

@@ -72,7 +72,15 @@ export async function waitForTable(
 ): Promise<Map<string, number>> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const got = await tableOf(counts)
+    let got: Map<string, number>
+    try {
+      got = await tableOf(counts)
+    } catch (err) {
+      // The app may be between two workers (a restart after a broker outage).
+      if (Date.now() > deadline) throw err
+      await new Promise((r) => setTimeout(r, 100))
+      continue
+    }
     const total = [...got.values()].reduce((a, b) => a + b, 0)
     const wantTotal = [...want.values()].reduce((a, b) => a + b, 0)
     if (total >= wantTotal || Date.now() > deadline) return got

@@ -140,6 +140,7 @@ export class KafkaConsumer implements TransportConsumer {
       // and a stop waits for the fetch in progress: 5 s (its default) is slow.
       maxWaitTimeInMs: 500,
       ...this.deps.consumerConfig,
+      retry: { ...this.deps.consumerConfig.retry, restartOnFailure: (error) => this.mayRestart(error) },
       groupId,
       // Kafka creates a missing topic on a metadata request unless told not to; the memory broker
       // never does, and a typo should fail rather than create a topic.
@@ -450,6 +451,18 @@ export class KafkaConsumer implements TransportConsumer {
       }
       this.kafkaResume(resume)
     })()
+  }
+
+  /**
+   * Whether kafkajs may restart its consumer after a crash: only while this one runs (and the
+   * user's `restartOnFailure`, if any, agrees). kafkajs schedules the restart after the crash
+   * even when disconnect() was called meanwhile, and the consumer of a stopped or aborted worker
+   * would then rejoin the group after a broker outage and take partitions that nobody reads.
+   */
+  private async mayRestart(error: Error): Promise<boolean> {
+    if (this.phase !== 'running') return false
+    const user = this.deps.consumerConfig.retry?.restartOnFailure
+    return user ? await user(error) : true
   }
 
   private onCrash(error: Error, restart: boolean): void {
