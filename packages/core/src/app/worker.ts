@@ -1140,11 +1140,14 @@ export class Worker {
       return await this.producer.flush()
     } catch (err) {
       for (const ts of this.tableStates.values()) ts.abortCommit()
-      this.logger.error(
-        'the producer failed to flush: rolling back to the last commit and restarting the worker',
-        { err },
-      )
-      void this.app.restartAfter(this, err)
+      // A worker that crashed or stopped meanwhile failed its own flush: nothing to restart.
+      if (!this.dead) {
+        this.logger.error(
+          'the producer failed to flush: rolling back to the last commit and restarting the worker',
+          { err },
+        )
+        void this.app.restartAfter(this, err)
+      }
       throw new MephistoError('PRODUCER', `flush failed: ${(err as Error)?.message ?? err}`, { cause: err })
     }
   }
