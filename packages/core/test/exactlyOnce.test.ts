@@ -107,6 +107,11 @@ describe('exactly_once', () => {
     }
     expect(h.app.worker).not.toBe(first)
     expect(first!.crashReason).toMatchObject({ code: 'FENCED' })
+    // The restart is counted, with why.
+    expect(h.app.monitor.snapshot().restarts).toMatchObject({
+      total: 1,
+      lastReason: expect.stringMatching(/fenced/i),
+    })
     await t.settle()
     for (const [userId, n] of expected) expect(await h.counts.get(userId), userId).toBe(n)
     await t.stop()

@@ -169,6 +169,7 @@ export class DatadogMonitor extends Monitor {
     count('assignments', this.assignmentsCompleted)
     count('assignment_errors', this.assignmentErrors)
     count('rebalances', this.rebalancesTotal)
+    count('worker_restarts', this.restartsTotal)
     gauge('rebalance_in_progress', this.rebalancesActive > 0 ? 1 : 0)
     for (const [key, n] of this.httpRequests) {
       const [method = '', route = '', status = ''] = key.split('\u0000')

@@ -143,6 +143,12 @@ export class PrometheusMonitor extends Monitor implements WebRoutes {
       set({}, this.rebalancesActive > 0 ? 1 : 0),
     )
     this.counter(
+      'worker_restarts_total',
+      'In-process worker restarts after a failed transaction or flush',
+      [],
+      (set) => set({}, this.restartsTotal),
+    )
+    this.counter(
       'http_requests_total',
       'Requests the worker web server answered',
       ['method', 'route', 'status'],

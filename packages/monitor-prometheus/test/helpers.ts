@@ -82,4 +82,5 @@ export function exerciseEveryHook(sensor: Required<Sensor>): void {
   sensor.onSkip('process', new Error('skip me'))
   sensor.onRecoveryProgress('totals', 0, 5, 10)
   sensor.onOffsets(tp, { read: 0, committed: 1, end: 3 })
+  sensor.onWorkerRestart(new Error('broker out of reach'))
 }

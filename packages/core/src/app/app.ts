@@ -317,6 +317,7 @@ export class App {
         this.logger.warn(
           `app ${this.id}: starting a new worker (restart ${this.restarts.length} in 5 minutes)`,
         )
+        this.sensors.onWorkerRestart(cause)
         try {
           await this.start(this.startOverrides)
           return

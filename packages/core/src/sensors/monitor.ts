@@ -110,6 +110,8 @@ export interface MonitorSnapshot {
   web: { total: number; byStatus: Record<string, number>; latency: LatencyStats }
   dlq: { total: number; byDlqTopic: Record<string, number>; bySourceTopic: Record<string, number> }
   skips: { total: number; byStream: Record<string, number> }
+  /** In-process worker restarts after a failed transaction or flush, and the last reason. */
+  restarts: { total: number; lastReason: string | null }
   recovery: { recovering: boolean; partitions: RecoverySnapshot[] }
   /** Sorted by topic, then partition. */
   partitions: PartitionSnapshot[]
@@ -297,6 +299,8 @@ export class Monitor implements Sensor {
   protected readonly dlqBySourceTopic = new Map<string, number>()
 
   protected skipsTotal = 0
+  protected restartsTotal = 0
+  protected lastRestartReason: string | null = null
   protected readonly skipsByStream = new Map<string, number>()
 
   /** Table -> partition -> replay progress. */
@@ -389,6 +393,8 @@ export class Monitor implements Sensor {
     this.dlqByDlqTopic.clear()
     this.dlqBySourceTopic.clear()
     this.skipsTotal = 0
+    this.restartsTotal = 0
+    this.lastRestartReason = null
     this.skipsByStream.clear()
     this.recovery.clear()
     this.eventRate.clear()
@@ -629,6 +635,11 @@ export class Monitor implements Sensor {
     increment(this.skipsByStream, stream)
   }
 
+  onWorkerRestart(reason: unknown): void {
+    this.restartsTotal++
+    this.lastRestartReason = reason instanceof Error ? reason.message : String(reason)
+  }
+
   onRecoveryProgress(table: string, partition: number, done: number, total: number): void {
     let partitions = this.recovery.get(table)
     if (partitions === undefined) this.recovery.set(table, (partitions = new Map()))
@@ -759,6 +770,7 @@ export class Monitor implements Sensor {
         bySourceTopic: Object.fromEntries(this.dlqBySourceTopic),
       },
       skips: { total: this.skipsTotal, byStream: Object.fromEntries(this.skipsByStream) },
+      restarts: { total: this.restartsTotal, lastReason: this.lastRestartReason },
       recovery: { recovering: this.recovering, partitions: recovery },
       partitions,
       rates: {

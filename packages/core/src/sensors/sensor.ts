@@ -48,4 +48,9 @@ export interface Sensor {
   onOffsets?(tp: TopicPartition, offsets: { read?: number; committed?: number; end?: number }): void
   /** A late event for an already closed window (tables, windows). */
   onLateEvent?(table: string): void
+  /**
+   * The app replaced its worker in-process after a failure it rolls back from (a failed
+   * transaction, a failed flush): the new worker recovers from the last commit.
+   */
+  onWorkerRestart?(reason: unknown): void
 }

@@ -72,6 +72,7 @@ function emptyLists(): Record<SensorHook, Sensor[]> {
     onRecoveryProgress: [],
     onOffsets: [],
     onLateEvent: [],
+    onWorkerRestart: [],
   }
 }
 const HOOK_NAMES = Object.keys(emptyLists()) as SensorHook[]
@@ -434,6 +435,16 @@ export class SensorSet implements Required<Sensor> {
         sensor.onLateEvent?.(table)
       } catch (error) {
         this.failed(error, sensor, 'onLateEvent')
+      }
+    }
+  }
+
+  onWorkerRestart(reason: unknown): void {
+    for (const sensor of this.lists.onWorkerRestart) {
+      try {
+        sensor.onWorkerRestart?.(reason)
+      } catch (error) {
+        this.failed(error, sensor, 'onWorkerRestart')
       }
     }
   }

@@ -127,6 +127,7 @@ describeKafka('the hit counter on Kafka at scale and under failover', () => {
       const got = await waitForTable(w.counts, want, 90_000)
       for (const [user, n] of want) expect(got.get(user) ?? 0).toBeGreaterThanOrEqual(n)
       expect(w.app.running).toBe(true)
+      expect(w.app.monitor.snapshot().restarts.total).toBeGreaterThanOrEqual(1)
       // The uncommitted write was rolled back with the worker, as in a crash.
       expect(await w.counts.get('probe')).toBe(0)
       await w.app.stop()
