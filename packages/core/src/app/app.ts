@@ -258,19 +258,31 @@ export class App {
     this.startOverrides = overrides
     const worker = new Worker(this, overrides)
     this.worker = worker
-    try {
-      await worker.start()
-    } catch (err) {
+    const starting = worker.start().catch(async (err: unknown) => {
       await worker.abort(err).catch(() => {})
       throw err
+    })
+    this.starting = starting
+    try {
+      await starting
+    } finally {
+      if (this.starting === starting) this.starting = undefined
     }
   }
 
-  /** Stops fetching, lets events in progress finish, flushes, commits and leaves the group. */
+  /**
+   * Stops fetching, lets events in progress finish, flushes, commits and leaves the group. Called
+   * while `start()` is still running, it waits for that start to settle, then stops what it
+   * started.
+   */
   async stop(): Promise<void> {
     this.stopRequested = true
+    await this.starting?.catch(() => {})
     await this.worker?.stop()
   }
+
+  /** The start in progress, if any: a stop waits for it. */
+  private starting: Promise<void> | undefined
 
   /** @internal Stops at once without committing (the testkit's crash). */
   async abort(reason?: unknown): Promise<void> {
