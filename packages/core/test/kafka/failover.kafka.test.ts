@@ -118,8 +118,13 @@ describeKafka('the hit counter on Kafka at scale and under failover', () => {
       // A table write while the broker is away: the next commit must flush its changelog record,
       // which fails once the retries are spent.
       await w.counts.set('probe', 1, { partition: 0 })
-      await new Promise((r) => setTimeout(r, 5_000))
+      // Polled rather than slept: a slow machine takes longer to spend the retries.
+      for (let waited = 0; w.app.worker === before && waited < 20_000; waited += 100) {
+        await new Promise((r) => setTimeout(r, 100))
+      }
       expect(w.app.worker).not.toBe(before)
+      // The broker stays away a little longer, so the first restarts fail to start too.
+      await new Promise((r) => setTimeout(r, 2_000))
       execFileSync('bash', [script, 'start-node', '1', '--dir', dir], { stdio: 'ignore', timeout: 120_000 })
       const second = events(2_000, 42)
       await produce(id, topic, second)
