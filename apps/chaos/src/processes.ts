@@ -148,15 +148,12 @@ export class WorkerProcess {
     this.held = true
     child.kill(signal)
     const exited = this.exited!
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), timeoutMs)
-    })
-    const first = await Promise.race([exited, late])
-    clearTimeout(timer)
-    if (first !== 'late') {
-      if (signal === 'SIGTERM' && first !== 0) this.uncleanStops++
-      return first ?? null
+    try {
+      const code = await bounded(`${this.name} after ${signal}`, timeoutMs, exited)
+      if (signal === 'SIGTERM' && code !== 0) this.uncleanStops++
+      return code
+    } catch {
+      // Still running: killed below.
     }
     this.stuckStops++
     this.note(`still running ${timeoutMs} ms after ${signal}; SIGKILL`)
@@ -188,3 +185,15 @@ export class WorkerProcess {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** Resolves or rejects as `p` does, or rejects once `ms` have passed. */
+export function bounded<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what}: still not done after ${(ms / 1000).toFixed(0)} s`)),
+      ms,
+    )
+  })
+  return Promise.race([p, late]).finally(() => clearTimeout(timer))
+}

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import type { Broker } from './processes.js'
-import { repoDir, sleep, WorkerProcess } from './processes.js'
+import { bounded, repoDir, sleep, WorkerProcess } from './processes.js'
 import type { Names, Outcome, Stop } from './workload.js'
 import {
   names,
@@ -72,6 +72,11 @@ async function runScenario(
     stage = name
     stageStarted = Date.now()
   }
+  /** Enters stage `name` and waits for `p`, for `ms` at the most. */
+  const within = <T>(name: string, ms: number, p: Promise<T>): Promise<T> => {
+    enter(name)
+    return bounded(name, ms, p)
+  }
   const heartbeat = setInterval(() => {
     const secs = Math.round((Date.now() - stageStarted) / 1000)
     if (secs >= 60) s.log(`chaos: ${scenario} (${guarantee}) still ${stage} after ${secs} s`)
@@ -94,9 +99,9 @@ async function runScenario(
       s.log(`--- ${w.name} stderr (tail)\n${w.log.slice(process.env.CHAOS_WORKER_LOG ? 0 : -3000)}`)
   }
   try {
-    await bounded('connecting', 60_000, t.connect())
+    await within('connecting', 60_000, t.connect())
     // The input topic is the user's: created here, with room for the oversized poison pill.
-    await bounded(
+    await within(
       'creating the input topic',
       60_000,
       t.admin.ensureTopics([
@@ -124,26 +129,21 @@ async function runScenario(
     // Awaited below; a scenario that fails before then must not leave its rejection unhandled.
     produced.catch(() => {})
     const supervised = workers.map((w) => w.superviseUntil(() => !disrupting))
-    enter('disrupting')
-    await bounded('disrupting', s.long ? 60 * 60_000 : 8 * 60_000, options.disrupt(run))
+    await within('disrupting', s.long ? 60 * 60_000 : 8 * 60_000, options.disrupt(run))
     disrupting = false
-    enter('producing the rest of the input')
-    await bounded(
+    await within(
       'producing the rest of the input',
       (options.events / options.rate) * 1000 + 120_000,
       produced,
     )
-    enter('restarting workers that crashed')
-    await bounded('restarting workers that crashed', 120_000, Promise.all(supervised))
+    await within('restarting workers that crashed', 120_000, Promise.all(supervised))
     // Processes that crashed on their own were restarted by the supervisor; make sure all run.
     for (const w of workers) if (!w.running) await w.start()
-    enter('waiting for the workers to catch up')
-    const done = await bounded('waiting for the workers to catch up', 150_000, waitDone(t, n, 120_000))
+    const done = await within('waiting for the workers to catch up', 150_000, waitDone(t, n, 120_000))
     if (!done) s.log(`${scenario}/${guarantee}: not caught up after 120 s`)
     enter('stopping the workers (SIGTERM)')
     for (const w of workers) await w.kill('SIGTERM')
-    enter('reading the outcome')
-    const r = result(await bounded('reading the outcome', 120_000, outcome(t, n)), [])
+    const r = result(await within('reading the outcome', 120_000, outcome(t, n)), [])
     if (!done) r.failures.push('did not finish processing within 120 s')
     const stuck = workers.reduce((a, w) => a + w.stuckStops, 0)
     if (stuck > 0) r.failures.push(`${stuck} worker stop(s) did not end within 90 s of SIGTERM`)
@@ -178,18 +178,6 @@ export const NO_OUTCOME: Outcome = {
   outputLosses: 0,
   dlq: 0,
   dlqWithReason: 0,
-}
-
-/** Resolves or rejects as `p` does, or rejects once `ms` have passed. */
-function bounded<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what}: still not done after ${(ms / 1000).toFixed(0)} s`)),
-      ms,
-    )
-  })
-  return Promise.race([p, late]).finally(() => clearTimeout(timer))
 }
 
 /** Zero losses always; exact (no duplicate count or output) under exactly-once or when asked. */

@@ -7,6 +7,14 @@ import { events, expected, hitCounter, tableOf, waitForTable } from './hitCounte
 import { describeKafka, kafkaBrokers, kafkaLocalDir, uniqueName } from './kafka.js'
 
 const script = fileURLToPath(new URL('../../../../docker/kafka-local/kafka-local.sh', import.meta.url))
+
+/** Stops or starts the local test broker's node, data kept. */
+function brokerNode(action: 'stop' | 'start'): void {
+  execFileSync('bash', [script, `${action}-node`, '1', '--dir', kafkaLocalDir()], {
+    stdio: 'ignore',
+    timeout: action === 'stop' ? 60_000 : 120_000,
+  })
+}
 const created: string[] = []
 
 afterAll(async () => {
@@ -78,10 +86,9 @@ describeKafka('the hit counter on Kafka at scale and under failover', () => {
       const first = events(3_000, 31)
       await produce(id, topic, first)
       expect(await waitForTable(w.counts, expected(first), 60_000)).toEqual(expected(first))
-      const dir = kafkaLocalDir()
-      execFileSync('bash', [script, 'stop-node', '1', '--dir', dir], { stdio: 'ignore', timeout: 60_000 })
+      brokerNode('stop')
       await new Promise((r) => setTimeout(r, 3000))
-      execFileSync('bash', [script, 'start-node', '1', '--dir', dir], { stdio: 'ignore', timeout: 120_000 })
+      brokerNode('start')
       const second = events(3_000, 32)
       await produce(id, topic, second)
       const want = expected([...first, ...second])
@@ -113,8 +120,7 @@ describeKafka('the hit counter on Kafka at scale and under failover', () => {
       await produce(id, topic, first)
       expect(await waitForTable(w.counts, expected(first), 60_000)).toEqual(expected(first))
       const before = w.app.worker
-      const dir = kafkaLocalDir()
-      execFileSync('bash', [script, 'stop-node', '1', '--dir', dir], { stdio: 'ignore', timeout: 60_000 })
+      brokerNode('stop')
       // A table write while the broker is away: the next commit must flush its changelog record,
       // which fails once the retries are spent.
       await w.counts.set('probe', 1, { partition: 0 })
@@ -125,7 +131,7 @@ describeKafka('the hit counter on Kafka at scale and under failover', () => {
       expect(w.app.worker).not.toBe(before)
       // The broker stays away a little longer, so the first restarts fail to start too.
       await new Promise((r) => setTimeout(r, 2_000))
-      execFileSync('bash', [script, 'start-node', '1', '--dir', dir], { stdio: 'ignore', timeout: 120_000 })
+      brokerNode('start')
       const second = events(2_000, 42)
       await produce(id, topic, second)
       const want = expected([...first, ...second])
