@@ -1,16 +1,16 @@
 export type { AgentFn, AgentOptions, AskOptions, ErrorAction, ErrorHandler, Sink } from './agents/agent.js'
 export { Agent } from './agents/agent.js'
-export { currentEvent } from './agents/context.js'
+export { currentEvent } from './streams/context.js'
 export type { AppOptions, KafkaOptions, ProcessingGuarantee, StartOptions } from './app/app.js'
 export { App } from './app/app.js'
-export type { Clock, TimerHandle } from './app/clock.js'
-export { realClock, sleep } from './app/clock.js'
-export type { Logger, LogLevel } from './app/logger.js'
-export { consoleLogger } from './app/logger.js'
-export type { CrontabOptions, TimerOptions } from './app/schedule.js'
-export type { Worker, WorkerState } from './app/worker.js'
-export { HEADERS } from './app/worker.js'
-export type { ErrorCode } from './errors.js'
+export type { Clock, TimerHandle } from './base/clock.js'
+export { realClock, sleep } from './base/clock.js'
+export type { Logger, LogLevel } from './base/logger.js'
+export { consoleLogger } from './base/logger.js'
+export type { CrontabOptions, TimerOptions } from './base/schedule.js'
+export type { Worker, WorkerState } from './worker/worker.js'
+export { HEADERS } from './base/headers.js'
+export type { ErrorCode } from './base/errors.js'
 export {
   BrokerError,
   ConfigurationError,
@@ -21,7 +21,7 @@ export {
   NoEventContextError,
   NotReadyError,
   TransactionError,
-} from './errors.js'
+} from './base/errors.js'
 export type { LatencyStats, MonitorOptions, MonitorSnapshot, PartitionSnapshot } from './sensors/monitor.js'
 export { Monitor } from './sensors/monitor.js'
 export type { Sensor, StreamEventInfo } from './sensors/sensor.js'

@@ -1,4 +1,4 @@
-import { ConfigurationError } from '../errors.js'
+import { ConfigurationError } from '../base/errors.js'
 import type { StreamEvent } from '../streams/event.js'
 import type { Stream } from '../streams/stream.js'
 import type { Channel, Message, Topic } from '../topics/topic.js'

@@ -1,5 +1,5 @@
-import type { Worker } from '../app/worker.js'
-import { ConfigurationError, MephistoError } from '../errors.js'
+import type { Worker } from '../worker/worker.js'
+import { ConfigurationError, MephistoError } from '../base/errors.js'
 import type { StreamEvent } from '../streams/event.js'
 import { EventQueue } from '../streams/eventQueue.js'
 import type { Pull, RepartitionSpec, StreamServices, StreamTarget } from '../streams/stream.js'
@@ -7,8 +7,8 @@ import { ackHeld, Stream } from '../streams/stream.js'
 import type { Channel } from '../topics/topic.js'
 import { Topic } from '../topics/topic.js'
 import type { Agent, ErrorAction } from './agent.js'
-import type { ActorContext } from './context.js'
-import { actorContext } from './context.js'
+import type { ActorContext } from '../streams/context.js'
+import { actorContext } from '../streams/context.js'
 
 /**
  * One agent inside a running worker: its input queue, its actors, and the private queues of

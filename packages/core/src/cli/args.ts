@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import type { LogLevel } from '../app/logger.js'
+import type { LogLevel } from '../base/logger.js'
 import { UsageError } from './exitCodes.js'
 
 /** The commands, in the order `mephisto --help` lists them. */

@@ -1,6 +1,6 @@
 import type { DestinationStream, Logger as PinoLogger } from 'pino'
 import { pino } from 'pino'
-import type { Logger, LogLevel } from '../app/logger.js'
+import type { Logger, LogLevel } from '../base/logger.js'
 
 export interface CliLoggerOptions {
   level: LogLevel

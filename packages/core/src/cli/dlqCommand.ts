@@ -1,4 +1,4 @@
-import { HEADERS } from '../app/worker.js'
+import { HEADERS } from '../base/headers.js'
 import type { Headers, RawRecord, Transport } from '../transport/transport.js'
 import { intOption, stringOption } from './args.js'
 import type { CommandContext } from './context.js'

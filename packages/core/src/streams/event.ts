@@ -1,4 +1,4 @@
-import type { Delivery } from '../app/offsetTracker.js'
+import type { Delivery } from './offsetTracker.js'
 import type { Headers, RawRecord } from '../transport/transport.js'
 import type { EventQueue } from './eventQueue.js'
 

@@ -1,6 +1,6 @@
-import type { ActorContext } from '../agents/context.js'
-import { actorContext } from '../agents/context.js'
-import type { Clock, TimerHandle } from '../app/clock.js'
+import type { ActorContext } from './context.js'
+import { actorContext } from './context.js'
+import type { Clock, TimerHandle } from '../base/clock.js'
 import type { Codec } from '../topics/codec.js'
 import type { StreamEvent } from './event.js'
 

@@ -1,5 +1,5 @@
-import { actorContext } from '../agents/context.js'
-import { ConfigurationError, MephistoError, NoEventContextError } from '../errors.js'
+import { actorContext } from '../streams/context.js'
+import { ConfigurationError, MephistoError, NoEventContextError } from '../base/errors.js'
 import type { Store } from '../stores/store.js'
 import type { Codec, CodecLike } from '../topics/codec.js'
 import { json, resolveCodec, string } from '../topics/codec.js'

@@ -1,10 +1,10 @@
-import type { Clock } from '../app/clock.js'
-import { MephistoError } from '../errors.js'
+import type { Clock } from '../base/clock.js'
+import { MephistoError } from '../base/errors.js'
 import type { SensorSet } from '../sensors/sensorSet.js'
 import type { StoreWrite, TableStore } from '../stores/store.js'
 import type { OutgoingRecord, RawRecord, RecordMetadata, Transport } from '../transport/transport.js'
-import { inParallel } from '../util/inParallel.js'
-import { KeyedLock } from '../util/keyedLock.js'
+import { inParallel } from '../base/inParallel.js'
+import { KeyedLock } from '../base/keyedLock.js'
 import type { Table } from './table.js'
 
 const DELETED: unique symbol = Symbol('deleted')

@@ -1,5 +1,5 @@
-import { actorContext } from '../agents/context.js'
-import { ConfigurationError } from '../errors.js'
+import { actorContext } from '../streams/context.js'
+import { ConfigurationError } from '../base/errors.js'
 import type { Table } from './table.js'
 import type { TableState } from './tableState.js'
 

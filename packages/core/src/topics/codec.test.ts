@@ -1,6 +1,6 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import { describe, expect, it } from 'vitest'
-import { DecodeError, EncodeError } from '../errors.js'
+import { DecodeError, EncodeError } from '../base/errors.js'
 import { bytes, json, resolveCodec, string } from './codec.js'
 
 const positive: StandardSchemaV1<unknown, number> = {

@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
-import { DecodeError, EncodeError } from '../errors.js'
+import { DecodeError, EncodeError } from '../base/errors.js'
 
 /**
  * Turns values into bytes and back. Pass one as a topic's or table's `key`/`value`.

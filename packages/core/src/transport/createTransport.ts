@@ -1,6 +1,6 @@
 import type { AppOptions } from '../app/app.js'
-import { consoleLogger } from '../app/logger.js'
-import { ConfigurationError } from '../errors.js'
+import { consoleLogger } from '../base/logger.js'
+import { ConfigurationError } from '../base/errors.js'
 import type { KafkaTransportOptions } from './kafka/kafkaTransport.js'
 import { KafkaTransport } from './kafka/kafkaTransport.js'
 import { memoryBroker } from './memory/memoryBroker.js'

@@ -1,3 +1,6 @@
+import type { TopicPartition } from '../base/topicPartition.js'
+
+export type { TopicPartition }
 /**
  * The contract between the stream runtime and a broker. Two implementations: the in-process
  * `memory://` broker and `kafka://` (kafkajs). The runtime relies only on what is written here;
@@ -35,10 +38,6 @@ export interface RecordMetadata {
   offset: number
 }
 
-export interface TopicPartition {
-  topic: string
-  partition: number
-}
 
 export interface TopicSpec {
   name: string
@@ -204,7 +203,8 @@ export interface TransactionalProducer {
 
 /** A broker connection: one admin, any number of producers and consumers. */
 export interface Transport {
-  readonly kind: 'memory' | 'kafka'
+  /** A short name of the transport: `memory`, `kafka`, or a plug-in transport's own. */
+  readonly kind: string
   /** A display form of where it connects, without credentials. */
   readonly url: string
   readonly admin: TransportAdmin

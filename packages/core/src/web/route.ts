@@ -1,4 +1,4 @@
-import { ConfigurationError } from '../errors.js'
+import { ConfigurationError } from '../base/errors.js'
 
 /** A path pattern such as `/tables/:name/:key`, split once so matching a request is a loop over segments. */
 export interface RoutePattern {

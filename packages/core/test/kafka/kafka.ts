@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { describe, inject } from 'vitest'
-import { consoleLogger } from '../../src/app/logger.js'
+import { consoleLogger } from '../../src/base/logger.js'
 import { KafkaTransport } from '../../src/index.js'
 import type { KafkaTransportOptions } from '../../src/transport/kafka/kafkaTransport.js'
 

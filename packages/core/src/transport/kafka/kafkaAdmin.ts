@@ -1,5 +1,5 @@
 import type { Admin, ITopicConfig } from 'kafkajs'
-import { BrokerError } from '../../errors.js'
+import { BrokerError } from '../../base/errors.js'
 import type { CommitOffset, TopicSpec, TransportAdmin } from '../transport.js'
 
 /** Kafka's own topics, which the memory broker does not have; listTopics leaves them out. */

@@ -7,8 +7,8 @@ import type {
   EachBatchPayload,
   Kafka,
 } from 'kafkajs'
-import type { Logger } from '../../app/logger.js'
-import { BrokerError, MephistoError } from '../../errors.js'
+import type { Logger } from '../../base/logger.js'
+import { BrokerError, MephistoError } from '../../base/errors.js'
 import type {
   CommitOffset,
   ConsumerHandlers,

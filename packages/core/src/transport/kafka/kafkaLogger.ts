@@ -1,6 +1,6 @@
 import type { logCreator } from 'kafkajs'
 import kafkajs from 'kafkajs'
-import type { Logger } from '../../app/logger.js'
+import type { Logger } from '../../base/logger.js'
 
 const { logLevel } = kafkajs
 

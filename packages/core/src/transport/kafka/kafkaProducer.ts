@@ -1,5 +1,5 @@
 import type { CompressionTypes, RecordMetadata as KafkaRecordMetadata, Message, Producer } from 'kafkajs'
-import { BrokerError, MephistoError } from '../../errors.js'
+import { BrokerError, MephistoError } from '../../base/errors.js'
 import { defaultPartition } from '../partitioner.js'
 import type { OutgoingRecord, ProducerOptions, RecordMetadata, TransportProducer } from '../transport.js'
 import { messageOf } from './kafkaAdmin.js'

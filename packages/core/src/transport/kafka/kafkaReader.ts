@@ -1,6 +1,6 @@
 import type { Cluster, Kafka } from 'kafkajs'
-import { BrokerError } from '../../errors.js'
-import { KeyedLock } from '../../util/keyedLock.js'
+import { BrokerError } from '../../base/errors.js'
+import { KeyedLock } from '../../base/keyedLock.js'
 import type { PartitionRange, RawRecord } from '../transport.js'
 import type { AbortedTransaction, FetchedMessage } from './abortedFilter.js'
 import { abortedFilter } from './abortedFilter.js'

@@ -1,5 +1,5 @@
 import type { Message, Producer, Transaction } from 'kafkajs'
-import { BrokerError, TransactionError } from '../../errors.js'
+import { BrokerError, TransactionError } from '../../base/errors.js'
 import { defaultPartition } from '../partitioner.js'
 import type { CommitOffset, OutgoingRecord, RecordMetadata, TransactionalProducer } from '../transport.js'
 import { messageOf } from './kafkaAdmin.js'

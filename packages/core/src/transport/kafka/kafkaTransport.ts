@@ -1,8 +1,8 @@
 import type { Admin, ConsumerConfig, ConsumerRunConfig, KafkaConfig, ProducerConfig } from 'kafkajs'
 import kafkajs from 'kafkajs'
-import type { Logger } from '../../app/logger.js'
-import { consoleLogger } from '../../app/logger.js'
-import { BrokerError } from '../../errors.js'
+import type { Logger } from '../../base/logger.js'
+import { consoleLogger } from '../../base/logger.js'
+import { BrokerError } from '../../base/errors.js'
 import type {
   ConsumerOptions,
   PartitionRange,

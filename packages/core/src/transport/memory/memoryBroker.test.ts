@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { BrokerError, MephistoError } from '../../errors.js'
+import { BrokerError, MephistoError } from '../../base/errors.js'
 import type { ConsumerHandlers, RawRecord, RecordBatch, TopicPartition } from '../transport.js'
 import { MemoryBroker, memoryBroker } from './memoryBroker.js'
 

@@ -1,4 +1,4 @@
-import { BrokerError, ConfigurationError, MephistoError, TransactionError } from '../../errors.js'
+import { BrokerError, ConfigurationError, MephistoError, TransactionError } from '../../base/errors.js'
 import type {
   CommitOffset,
   ConsumerHandlers,

@@ -1,6 +1,6 @@
 import { Partitioners, type PartitionMetadata } from 'kafkajs'
 import { describe, expect, it } from 'vitest'
-import { BrokerError } from '../../errors.js'
+import { BrokerError } from '../../base/errors.js'
 import type { ConsumerHandlers, RawRecord, TopicPartition } from '../transport.js'
 import { MemoryBroker, memoryBroker } from './memoryBroker.js'
 import { MemoryTransport } from './memoryTransport.js'

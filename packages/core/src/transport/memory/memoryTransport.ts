@@ -1,4 +1,4 @@
-import { BrokerError, TransactionError } from '../../errors.js'
+import { BrokerError, TransactionError } from '../../base/errors.js'
 import { defaultPartition } from '../partitioner.js'
 import type {
   CommitOffset,

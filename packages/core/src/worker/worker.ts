@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto'
+import { HEADERS } from '../base/headers.js'
+import { tpKey } from '../base/topicPartition.js'
 import type { Agent } from '../agents/agent.js'
 import { AgentRuntime } from '../agents/agentRuntime.js'
-import type { ActorContext } from '../agents/context.js'
-import { actorContext } from '../agents/context.js'
-import { ConfigurationError, EncodeError, MephistoError, NotReadyError, TransactionError } from '../errors.js'
+import type { ActorContext } from '../streams/context.js'
+import { actorContext } from '../streams/context.js'
+import { ConfigurationError, EncodeError, MephistoError, NotReadyError, TransactionError } from '../base/errors.js'
 import type { StreamEventInfo } from '../sensors/sensor.js'
 import type { SensorSet, SensorStates } from '../sensors/sensorSet.js'
 import { memoryStore } from '../stores/memoryStore.js'
@@ -32,30 +34,16 @@ import type {
   TransportProducer,
 } from '../transport/transport.js'
 import { WebServer } from '../web/webServer.js'
-import type { App, StartOptions } from './app.js'
-import type { Clock, TimerHandle } from './clock.js'
-import { realClock } from './clock.js'
-import type { Logger } from './logger.js'
-import type { Delivery } from './offsetTracker.js'
-import { OffsetTracker } from './offsetTracker.js'
-import { parseCron, Scheduler } from './schedule.js'
+import type { App, StartOptions } from '../app/app.js'
+import type { Clock, TimerHandle } from '../base/clock.js'
+import { realClock } from '../base/clock.js'
+import type { Logger } from '../base/logger.js'
+import type { Delivery } from '../streams/offsetTracker.js'
+import { OffsetTracker } from '../streams/offsetTracker.js'
+import { parseCron, Scheduler } from '../base/schedule.js'
 
 export type WorkerState = 'starting' | 'running' | 'stopping' | 'stopped' | 'crashed'
 
-/** Header names Mephisto sets. */
-export const HEADERS = {
-  correlationId: 'mephisto-correlation-id',
-  replyTo: 'mephisto-reply-to',
-  error: 'mephisto-error',
-  errorCode: 'mephisto-error-code',
-  errorClass: 'mephisto-error-class',
-  sourceTopic: 'mephisto-source-topic',
-  sourcePartition: 'mephisto-source-partition',
-  sourceOffset: 'mephisto-source-offset',
-  sourceTimestamp: 'mephisto-source-timestamp',
-  agent: 'mephisto-agent',
-  failedAt: 'mephisto-failed-at',
-} as const
 
 /** A partition's offsets and what the worker knows of it. */
 type PartitionTracker = OffsetTracker & { tp: TopicPartition; committed: number; revoked: boolean }
@@ -84,8 +72,6 @@ const groupKeyCodec: Codec<unknown> = {
 
 /** `max.message.bytes` of the dead-letter topics Mephisto creates: 16 MiB. */
 const DLQ_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-
-const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`
 
 /**
  * One running instance of an App: the consumer, the producer, the agents' actors, the tables'

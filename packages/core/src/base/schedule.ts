@@ -1,5 +1,5 @@
 import { Cron } from 'croner'
-import { ConfigurationError } from '../errors.js'
+import { ConfigurationError } from './errors.js'
 import type { Clock, TimerHandle } from './clock.js'
 
 export interface TimerOptions {

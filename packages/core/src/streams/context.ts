@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { StreamEvent } from '../streams/event.js'
+import type { StreamEvent } from './event.js'
 
 /**
  * What an actor is doing right now. One per actor, set once with `AsyncLocalStorage.run` when

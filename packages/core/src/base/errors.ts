@@ -25,18 +25,38 @@ export const ErrorCodes = [
 
 export type ErrorCode = (typeof ErrorCodes)[number]
 
+/** Options every Mephisto error takes. */
+export interface MephistoErrorOptions {
+  cause?: unknown
+  /** The operation may succeed if tried again (a broker out of reach, a leader moving). */
+  retriable?: boolean
+}
+
 export class MephistoError extends Error {
   readonly code: ErrorCode
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /** Trying the same operation again may succeed; callers branch on this, never on the message. */
+  readonly retriable: boolean
+  constructor(code: ErrorCode, message: string, options?: MephistoErrorOptions) {
     super(message, options)
     this.code = code
+    this.retriable = options?.retriable ?? false
     this.name = new.target.name
   }
+
+  /** A newer owner of the same work exists: this one is a zombie and must stop writing. */
+  get fenced(): boolean {
+    return this.code === 'FENCED'
+  }
+}
+
+/** True when `err` is a Mephisto error that says a newer owner fenced this one. */
+export function isFenced(err: unknown): boolean {
+  return err instanceof MephistoError && err.fenced
 }
 
 /** Invalid options or a definition that cannot work (raised at definition or start time). */
 export class ConfigurationError extends MephistoError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: MephistoErrorOptions) {
     super('CONFIGURATION', message, options)
   }
 }
@@ -60,14 +80,14 @@ export class DecodeError extends MephistoError {
 
 /** A value could not be encoded for sending. Nothing was sent. */
 export class EncodeError extends MephistoError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: MephistoErrorOptions) {
     super('ENCODE', message, options)
   }
 }
 
 /** The app (or the part asked for) is not running yet, or no longer. */
 export class NotReadyError extends MephistoError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: MephistoErrorOptions) {
     super('NOT_READY', message, options)
   }
 }
@@ -81,7 +101,7 @@ export class NoEventContextError extends MephistoError {
 
 /** The broker (memory or Kafka) failed an operation. */
 export class BrokerError extends MephistoError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: MephistoErrorOptions) {
     super('BROKER', message, options)
   }
 }
@@ -92,7 +112,7 @@ export class BrokerError extends MephistoError {
  * whose partitions were given to another worker).
  */
 export class TransactionError extends MephistoError {
-  constructor(code: 'TRANSACTION' | 'FENCED', message: string, options?: { cause?: unknown }) {
+  constructor(code: 'TRANSACTION' | 'FENCED', message: string, options?: MephistoErrorOptions) {
     super(code, message, options)
   }
 }
