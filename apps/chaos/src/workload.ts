@@ -233,12 +233,6 @@ export async function outcome(t: KafkaTransport, n: Names): Promise<Outcome> {
   }
 }
 
-/** The group's committed offsets of the input topic, summed: progress, as the broker sees it. */
-export async function committedInput(t: KafkaTransport, n: Names): Promise<number> {
-  const offsets = await t.admin.groupOffsets(n.id, n.hits)
-  return [...offsets.values()].reduce((a, o) => a + Math.max(0, o), 0)
-}
-
 /**
  * Waits until both stages are done: every input record committed, and count_topic committed past
  * its last record. Returns false on timeout.

@@ -11,8 +11,6 @@ export const EXIT = {
   usage: 2,
 } as const
 
-export type ExitCode = number
-
 /** A mistake in the command line. Reported without a stack trace and exits with {@link EXIT.usage}. */
 export class UsageError extends Error {
   override readonly name = 'UsageError'

@@ -1,11 +1,11 @@
-import { actorContext } from '../streams/context.js'
 import { ConfigurationError, MephistoError, NoEventContextError } from '../base/errors.js'
 import type { Store } from '../stores/store.js'
+import { actorContext } from '../streams/context.js'
 import type { Codec, CodecLike } from '../topics/codec.js'
 import { json, resolveCodec, string } from '../topics/codec.js'
 import { murmur2 } from '../transport/partitioner.js'
-import type { TableState } from './tableState.js'
-import type { Window, WindowOptions } from './windowed.js'
+import type { TableSpec, TableState } from './tableState.js'
+import type { Window, WindowedSource, WindowOptions } from './windowed.js'
 import { WindowedTable } from './windowed.js'
 
 export interface TableOptions<K, V> {
@@ -48,7 +48,7 @@ export interface TableHost {
  * A sharded dictionary backed by a compacted changelog topic. Inside an agent, a key lives in
  * the partition of the event being processed (tables are sharded like their source topic).
  */
-export class Table<K = string, V = unknown> {
+export class Table<K = string, V = unknown> implements TableSpec<K, V>, WindowedSource<K, V> {
   readonly keyCodec: Codec<K>
   readonly valueCodec: Codec<V>
   /** @internal true when keys are plain strings (storage key = the key). */
@@ -107,7 +107,7 @@ export class Table<K = string, V = unknown> {
 
   /** The value for `key`, or `default()` when absent (without storing it). */
   async get(key: K, options?: PartitionOption): Promise<V> {
-    const state = this.host.tableState(this)
+    const state = this.state()
     const sk = this.storageKey(key)
     const p = this.readPartition(sk, options)
     const v = await state.read(p, sk)
@@ -118,7 +118,7 @@ export class Table<K = string, V = unknown> {
 
   /** True when the key is stored (a default does not count). */
   async has(key: K, options?: PartitionOption): Promise<boolean> {
-    const state = this.host.tableState(this)
+    const state = this.state()
     const sk = this.storageKey(key)
     return (await state.read(this.readPartition(sk, options), sk)) !== undefined
   }
@@ -126,14 +126,14 @@ export class Table<K = string, V = unknown> {
   /** Stores `value`: in the local shard now, in the changelog before the next commit. */
   set(key: K, value: V, options?: PartitionOption): void {
     if (value === undefined) throw new TypeError(`table ${this.name}: cannot set undefined (use delete)`)
-    const state = this.host.tableState(this)
+    const state = this.state()
     const sk = this.storageKey(key)
     state.write(this.writePartition(sk, options, 'set'), sk, value)
     state.sensors.onTableSet(this.name, key, value)
   }
 
   delete(key: K, options?: PartitionOption): void {
-    const state = this.host.tableState(this)
+    const state = this.state()
     const sk = this.storageKey(key)
     state.write(this.writePartition(sk, options, 'delete'), sk, undefined)
     state.sensors.onTableDelete(this.name, key)
@@ -151,11 +151,16 @@ export class Table<K = string, V = unknown> {
 
   /** Entries of the partitions this worker owns (or of one partition). */
   async *entries(options?: PartitionOption): AsyncIterable<[K, V]> {
-    const state = this.host.tableState(this)
+    const state = this.state()
     const parts = options?.partition !== undefined ? [options.partition] : state.ownedPartitions()
     for (const p of parts) {
       for await (const [sk, v] of state.entries(p)) yield [this.keyFromStorage(sk), v]
     }
+  }
+
+  /** @internal The table's state in the running worker. */
+  state(): TableState<K, V> {
+    return this.host.tableState(this)
   }
 
   /** @internal */

@@ -1,11 +1,11 @@
 import type { Clock } from '../base/clock.js'
 import { MephistoError } from '../base/errors.js'
-import type { SensorSet } from '../sensors/sensorSet.js'
-import type { StoreWrite, TableStore } from '../stores/store.js'
-import type { OutgoingRecord, RawRecord, RecordMetadata, Transport } from '../transport/transport.js'
 import { inParallel } from '../base/inParallel.js'
 import { KeyedLock } from '../base/keyedLock.js'
-import type { Table } from './table.js'
+import type { Sensor } from '../sensors/sensor.js'
+import type { StoreWrite, TableStore } from '../stores/store.js'
+import type { Codec } from '../topics/codec.js'
+import type { OutgoingRecord, RawRecord, RecordMetadata, Transport } from '../transport/transport.js'
 
 const DELETED: unique symbol = Symbol('deleted')
 
@@ -18,6 +18,25 @@ interface ChangelogBounds {
 }
 
 type Pending<V> = Map<string, V | typeof DELETED>
+
+/**
+ * What a table's state (and the worker driving it) needs of the table's definition. `Table`
+ * implements it; it is declared here so that this file does not import the table, which reaches
+ * its state through `TableHost`.
+ */
+export interface TableSpec<K, V> {
+  readonly name: string
+  readonly partitions: number
+  /** `<app>-<table>-changelog` */
+  readonly changelogTopic: string
+  readonly keyCodec: Codec<K>
+  readonly valueCodec: Codec<V>
+  readonly options: { readonly standbyReplicas?: number }
+  /** The changelog record key of a storage key. */
+  keyBytes(storageKey: string): Buffer
+  /** The storage key of a changelog record key. */
+  storageKeyFromBytes(bytes: Buffer): string
+}
 
 /**
  * A table's state inside one running worker: its store, the writes not yet in the changelog
@@ -36,9 +55,9 @@ export class TableState<K, V> {
   private readonly locks = new KeyedLock<number>()
 
   constructor(
-    readonly table: Table<K, V>,
+    readonly table: TableSpec<K, V>,
     readonly store: TableStore<V>,
-    readonly sensors: SensorSet,
+    readonly sensors: Required<Sensor>,
     readonly clock: Clock,
     /** Asks the worker for an early commit when too many writes are pending. */
     private readonly requestCommit: () => void,

@@ -1,6 +1,5 @@
-import { actorContext } from '../streams/context.js'
 import { ConfigurationError } from '../base/errors.js'
-import type { Table } from './table.js'
+import { actorContext } from '../streams/context.js'
 import type { TableState } from './tableState.js'
 
 /** A time window: `[start, end)` in ms. */
@@ -16,6 +15,25 @@ export interface WindowOptions {
    * `onWindowClose` fires. Default: one window size.
    */
   expiresMs?: number
+}
+
+/**
+ * What a windowed view needs of its table. `Table` implements it; it is declared here so that
+ * this file does not import the table, which creates its views.
+ */
+export interface WindowedSource<K, V> {
+  readonly name: string
+  readonly options: {
+    readonly onWindowClose?: (key: K, window: Window, value: V) => void | Promise<void>
+  }
+  /** The table's state in the running worker. */
+  state(): TableState<K, V>
+  /** The value `get` returns for a missing key. */
+  defaultValue(): V
+  storageKey(key: K): string
+  keyFromStorage(storageKey: string): K
+  /** The partition a read of `storageKey` goes to (the event's, or the key's hash outside one). */
+  readPartition(storageKey: string, options: undefined): number
 }
 
 type Relative = { kind: 'stream' } | { kind: 'now' } | { kind: 'field'; fn: (value: any) => number }
@@ -36,7 +54,7 @@ const SEP = '\u0001'
 export class WindowedTable<K, V> {
   /** @internal */
   constructor(
-    readonly table: Table<K, V>,
+    readonly table: WindowedSource<K, V>,
     readonly sizeMs: number,
     readonly stepMs: number,
     readonly expiresMs: number,
@@ -199,7 +217,7 @@ export class WindowedTable<K, V> {
   }
 
   private state(): TableState<K, V> {
-    return this.table.host.tableState(this.table)
+    return this.table.state()
   }
 
   private with(relative: Relative): WindowedTable<K, V> {

@@ -52,12 +52,3 @@ export function matchRoute(
   }
   return params
 }
-
-/** Two patterns that would match the same paths (`/a/:x` and `/a/:y`). */
-export function sameShape(a: RoutePattern, b: RoutePattern): boolean {
-  if (a.segments.length !== b.segments.length) return false
-  return a.segments.every((s, i) => {
-    const t = b.segments[i]!
-    return 'literal' in s ? 'literal' in t && s.literal === t.literal : 'param' in t
-  })
-}
