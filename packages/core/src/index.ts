@@ -1,15 +1,9 @@
 export type { AgentFn, AgentOptions, AskOptions, ErrorAction, ErrorHandler, Sink } from './agents/agent.js'
 export { Agent } from './agents/agent.js'
-export { currentEvent } from './streams/context.js'
 export type { AppOptions, KafkaOptions, ProcessingGuarantee, StartOptions } from './app/app.js'
 export { App } from './app/app.js'
 export type { Clock, TimerHandle } from './base/clock.js'
 export { realClock, sleep } from './base/clock.js'
-export type { Logger, LogLevel } from './base/logger.js'
-export { consoleLogger } from './base/logger.js'
-export type { CrontabOptions, TimerOptions } from './base/schedule.js'
-export type { Worker, WorkerState } from './worker/worker.js'
-export { HEADERS } from './base/headers.js'
 export type { ErrorCode } from './base/errors.js'
 export {
   BrokerError,
@@ -22,12 +16,17 @@ export {
   NotReadyError,
   TransactionError,
 } from './base/errors.js'
+export { HEADERS } from './base/headers.js'
+export type { Logger, LogLevel } from './base/logger.js'
+export { consoleLogger } from './base/logger.js'
+export type { CrontabOptions, TimerOptions } from './base/schedule.js'
 export type { LatencyStats, MonitorOptions, MonitorSnapshot, PartitionSnapshot } from './sensors/monitor.js'
 export { Monitor } from './sensors/monitor.js'
 export type { Sensor, StreamEventInfo } from './sensors/sensor.js'
 export { SensorSet } from './sensors/sensorSet.js'
 export { memoryStore } from './stores/memoryStore.js'
 export type { Store, StoreWrite, TableStore, TableStoreSpec } from './stores/store.js'
+export { currentEvent } from './streams/context.js'
 export { StreamEvent } from './streams/event.js'
 export type { GroupByOptions } from './streams/stream.js'
 export { Stream } from './streams/stream.js'
@@ -64,3 +63,4 @@ export type {
   TransportProducer,
 } from './transport/transport.js'
 export type { PageHandler, WebOptions, WebRequest, WebResponse, WebRoutes } from './web/page.js'
+export type { Worker, WorkerState } from './worker/worker.js'

@@ -1,5 +1,8 @@
-import type { Worker } from '../worker/worker.js'
+import type { Clock } from '../base/clock.js'
 import { ConfigurationError, MephistoError } from '../base/errors.js'
+import type { Logger } from '../base/logger.js'
+import type { ActorContext } from '../streams/context.js'
+import { actorContext } from '../streams/context.js'
 import type { StreamEvent } from '../streams/event.js'
 import { EventQueue } from '../streams/eventQueue.js'
 import type { Pull, RepartitionSpec, StreamServices, StreamTarget } from '../streams/stream.js'
@@ -7,8 +10,43 @@ import { ackHeld, Stream } from '../streams/stream.js'
 import type { Channel } from '../topics/topic.js'
 import { Topic } from '../topics/topic.js'
 import type { Agent, ErrorAction } from './agent.js'
-import type { ActorContext } from '../streams/context.js'
-import { actorContext } from '../streams/context.js'
+
+/** What an agent's runtime needs of the worker it runs in. Implemented by the worker. */
+export interface AgentRuntimeHost {
+  readonly clock: Clock
+  readonly logger: Logger
+  /** Crashed or stopped: actors end instead of handling errors. */
+  readonly dead: boolean
+  /** The consumer subscribed already: no topic can be added any more. */
+  readonly subscribed: boolean
+  /** The repartition topic of a `groupBy` of `agent`. */
+  repartitionTopic(agent: Agent<any, any, any>, spec: RepartitionSpec): Topic<any, any>
+  /** `queue` of `runtime` receives the events of `topic`. */
+  addSubscriber(
+    topic: Topic<any, any> | Channel<any, any>,
+    runtime: AgentRuntime,
+    queue: EventQueue<StreamEvent<any, any>>,
+  ): void
+  /** How an actor takes events from `queue`. */
+  pullFrom(queue: EventQueue<StreamEvent<any, any>>): Pull
+  /** An event goes back to its queue unacked (a retry). */
+  handBack(event: StreamEvent<any, any>): void
+  /** A stream handed an event to user code. */
+  eventIn(agent: string, event: StreamEvent<any, any>): void
+  /** What groupBy/through/echo send. */
+  forward(
+    target: Topic<any, any> | Channel<any, any>,
+    key: unknown,
+    value: unknown,
+    event: StreamEvent<any, any>,
+  ): Promise<void>
+  /** The agent yielded `value` while processing `ctx.event`. */
+  yielded(agent: Agent<any, any, any>, ctx: ActorContext, value: unknown): Promise<void>
+  deadLetter(event: StreamEvent<any, any>, err: unknown, agent: Agent<any, any, any>): Promise<void>
+  skipped(agent: Agent<any, any, any>, event: StreamEvent<any, any>, err: unknown): void
+  /** Stops the worker without committing. */
+  crash(err: unknown): Promise<void>
+}
 
 /**
  * One agent inside a running worker: its input queue, its actors, and the private queues of
@@ -28,7 +66,7 @@ export class AgentRuntime {
 
   constructor(
     readonly agent: Agent<any, any, any>,
-    private readonly worker: Worker,
+    private readonly worker: AgentRuntimeHost,
     capacity: number,
   ) {
     this.queue = new EventQueue(capacity)
@@ -135,7 +173,7 @@ export class AgentRuntime {
               await loop(ctx)
               return
             } catch (err) {
-              if (this.stopped || this.worker.state === 'crashed' || this.worker.state === 'stopped') return
+              if (this.stopped || this.worker.dead) return
               // The event the loop was forwarding gets the agent's onError (retry, dlq, skip, crash);
               // then the loop starts over with the next one.
               const action = await this.onError(err, ctx, -1)
@@ -166,7 +204,7 @@ export class AgentRuntime {
           ackHeld(ctx)
           return
         } catch (err) {
-          if (this.stopped || this.worker.state === 'crashed' || this.worker.state === 'stopped') return
+          if (this.stopped || this.worker.dead) return
           const action = await this.onError(err, ctx, index)
           if (action === 'crash') return
         }

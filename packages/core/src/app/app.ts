@@ -1,76 +1,33 @@
 import type { AgentFn, AgentOptions } from '../agents/agent.js'
 import { Agent } from '../agents/agent.js'
+import type { Clock } from '../base/clock.js'
+import { realClock } from '../base/clock.js'
 import { ConfigurationError, NotReadyError } from '../base/errors.js'
-import type { MonitorOptions } from '../sensors/monitor.js'
+import type { Logger } from '../base/logger.js'
+import { consoleLogger } from '../base/logger.js'
+import type { CrontabOptions, TimerOptions } from '../base/schedule.js'
+import { parseCron } from '../base/schedule.js'
 import { Monitor } from '../sensors/monitor.js'
 import { SensorSet } from '../sensors/sensorSet.js'
+import { resolveStore } from '../stores/resolveStore.js'
 import type { Store } from '../stores/store.js'
 import type { TableOptions } from '../tables/table.js'
 import { Table } from '../tables/table.js'
 import type { TableState } from '../tables/tableState.js'
 import type { Message, TopicOptions } from '../topics/topic.js'
 import { Channel, Topic } from '../topics/topic.js'
+import { createTransport } from '../transport/createTransport.js'
 import type { RecordMetadata, Transport } from '../transport/transport.js'
-import type { PageHandler, WebOptions } from '../web/page.js'
-import type { RoutePattern } from '../web/route.js'
+import type { PageHandler } from '../web/page.js'
 import { parseRoute, splitPath } from '../web/route.js'
-import type { Clock } from '../base/clock.js'
-import type { Logger, LogLevel } from '../base/logger.js'
-import { consoleLogger } from '../base/logger.js'
-import type { CrontabOptions, TimerOptions } from '../base/schedule.js'
-import { parseCron } from '../base/schedule.js'
+import type { PageRoute } from '../web/webHost.js'
+import type { CrontabDef, Replaceable, TimerDef, WorkerHost } from '../worker/host.js'
 import { Worker } from '../worker/worker.js'
+import type { AppOptions, AppSettings } from './options.js'
+import { DEFAULTS, resolveAppOptions } from './options.js'
+import { RestartPolicy } from './restartPolicy.js'
 
-export type ProcessingGuarantee = 'at_least_once' | 'exactly_once'
-
-/** kafkajs options passed through as they are (see the kafkajs docs for each). */
-export interface KafkaOptions {
-  client?: Record<string, unknown>
-  consumer?: Record<string, unknown>
-  producer?: Record<string, unknown>
-  run?: Record<string, unknown>
-}
-
-export interface AppOptions {
-  /** The app's name; also the consumer group id and the prefix of its internal topics. */
-  id: string
-  /** `memory://` (default), `memory://name`, `kafka://host:9092,...`, `host:9092,...` or an array of hosts. */
-  broker?: string | string[]
-  /** Default table store: `memory://` (default) or a Store such as `rocksdbStore({ path })`. */
-  store?: Store | string
-  processingGuarantee?: ProcessingGuarantee
-  /** Commit offsets this often (ms, app clock). Default 2800. */
-  commitIntervalMs?: number
-  /** ...or after this many acks, whichever comes first. Default 10 000. */
-  commitEvery?: number
-  /** Partitions of topics Mephisto creates when none are given. Default 8. */
-  topicPartitions?: number
-  /** Replication factor of topics Mephisto creates. Default 1. */
-  topicReplicas?: number
-  /** Events buffered per agent before the consumer waits. Default 1000. */
-  maxBufferedEvents?: number
-  /** How long a rebalance or stop waits for events in progress to finish. Default 30 000 ms. */
-  drainTimeoutMs?: number
-  /** A logger, or the level of the built-in stderr logger. Default `'info'`. */
-  logger?: Logger | LogLevel
-  /** Where new partitions start when the group has no committed offset. Default `'earliest'`. */
-  autoOffsetReset?: 'earliest' | 'latest'
-  /** How often standby replicas read their changelogs' new records (ms, app clock). Default 1000. */
-  standbyIntervalMs?: number
-  /** kafkajs options for `kafka://` brokers. */
-  kafka?: KafkaOptions
-  /**
-   * The worker's web server (`/health`, `/stats`, `/tables/...`, the dashboard at `/`, custom pages):
-   * `false` turns it off. Default: on, at 127.0.0.1:6066, unless `start()` is given a transport (the
-   * testkit, tests), where it is off unless asked for here, so tests never open ports by accident.
-   */
-  web?: false | WebOptions
-  /**
-   * Options of `app.monitor`, the monitor behind `/stats` and the dashboard: `rateWindowMs`,
-   * `maxLatencySamples`, `eventTimingsPerSec` (default 10 000 event runtimes timed a second), `now`.
-   */
-  monitor?: MonitorOptions
-}
+export type { AppOptions, KafkaOptions, ProcessingGuarantee } from './options.js'
 
 /** What `start` may replace; the testkit uses it. */
 export interface StartOptions {
@@ -82,24 +39,16 @@ export interface StartOptions {
 /** First path segments of the built-in web pages, which `app.page` cannot take. */
 const RESERVED_PAGE_ROOTS = new Set(['health', 'stats', 'agents', 'topics', 'tables'])
 
-interface TimerDef {
-  ms: number
-  fn: () => unknown
-  options: TimerOptions
-}
-interface CrontabDef {
-  expr: string
-  fn: () => unknown
-  options: CrontabOptions
-}
-
 /**
  * A Mephisto application: declare topics, agents, tables and timers on it, then `start()` a
  * worker. The same definitions run on Kafka, on the memory broker and in the testkit.
  */
-export class App {
+export class App implements WorkerHost {
   readonly id: string
+  /** The options as given. */
   readonly options: Readonly<AppOptions>
+  /** The options with every default filled in (app/options.ts). */
+  readonly settings: AppSettings
   readonly sensors: SensorSet
   readonly monitor: Monitor
   readonly logger: Logger
@@ -110,43 +59,25 @@ export class App {
   /** @internal */ readonly timers: TimerDef[] = []
   /** @internal */ readonly crontabs: CrontabDef[] = []
   /** @internal */ readonly tasks: (() => unknown)[] = []
-  /** @internal */ readonly pages: { route: RoutePattern; handler: PageHandler }[] = []
+  /** @internal */ readonly pages: PageRoute[] = []
   /** @internal */ worker: Worker | undefined
   private channelSeq = 0
 
   constructor(options: AppOptions) {
-    if (!options || typeof options.id !== 'string' || !/^[a-zA-Z0-9._-]{1,200}$/.test(options.id)) {
-      throw new ConfigurationError(
-        `App needs an id of letters, digits, '.', '_' and '-' (got ${JSON.stringify(options?.id)})`,
-      )
-    }
-    for (const k of ['commitIntervalMs', 'commitEvery', 'topicPartitions', 'maxBufferedEvents'] as const) {
-      const v = options[k]
-      if (v !== undefined && !(Number.isInteger(v) && v > 0)) {
-        throw new ConfigurationError(`App ${options.id}: ${k} must be a positive integer (got ${v})`)
-      }
-    }
-    if (
-      options.processingGuarantee &&
-      !['at_least_once', 'exactly_once'].includes(options.processingGuarantee)
-    ) {
-      throw new ConfigurationError(
-        `App ${options.id}: processingGuarantee must be 'at_least_once' or 'exactly_once'`,
-      )
-    }
+    this.settings = resolveAppOptions(options)
     this.id = options.id
     this.options = options
     this.logger =
       typeof options.logger === 'object'
         ? options.logger
-        : consoleLogger(options.logger ?? 'info', options.id)
+        : consoleLogger(options.logger ?? DEFAULTS.logLevel, options.id)
     this.sensors = new SensorSet({ onSensorError: (err) => this.logger.warn('sensor failed', { err }) })
     this.monitor = new Monitor(options.monitor)
     this.sensors.add(this.monitor)
   }
 
   get topicPartitions(): number {
-    return this.options.topicPartitions ?? 8
+    return this.settings.topicPartitions
   }
 
   /** Declares a topic. Declaring the same name twice returns the first declaration. */
@@ -256,7 +187,13 @@ export class App {
     }
     this.stopRequested = false
     this.startOverrides = overrides
-    const worker = new Worker(this, overrides)
+    const worker = new Worker(this, {
+      transport: overrides.transport ?? this.createTransport(),
+      clock: overrides.clock ?? realClock,
+      store: resolveStore(overrides.store ?? this.settings.store),
+      // With a transport override (the testkit, tests) the server is off unless the app asks for it.
+      web: this.settings.web ?? (overrides.transport ? false : {}),
+    })
     this.worker = worker
     const starting = worker.start().catch(async (err: unknown) => {
       await worker.abort(err).catch(() => {})
@@ -294,7 +231,7 @@ export class App {
   restarting = false
   private stopRequested = false
   private startOverrides: StartOptions = {}
-  private restarts: number[] = []
+  private readonly restartPolicy = new RestartPolicy()
 
   /**
    * @internal A transaction of `worker` failed (exactly-once), or its producer could not flush.
@@ -304,31 +241,26 @@ export class App {
    * restarts in 5 minutes is not a transient fault: the app then stays crashed (the CLI exits 1)
    * with the last error.
    */
-  async restartAfter(worker: Worker, reason: unknown): Promise<void> {
+  async restartAfter(worker: Replaceable, reason: unknown): Promise<void> {
     if (this.worker !== worker || this.restarting) return
     this.restarting = true
     try {
       await worker.abort(reason)
-      let failed: Worker = worker
+      let failed: Replaceable = worker
       let cause = reason
       for (;;) {
         if (this.stopRequested || this.worker !== failed) return
-        const now = Date.now()
-        this.restarts = this.restarts.filter((t) => now - t < 5 * 60_000)
-        this.restarts.push(now)
-        if (this.restarts.length > 10) {
+        const { count, backoffMs, giveUp } = this.restartPolicy.next()
+        if (giveUp) {
           this.logger.error(
-            `app ${this.id}: ${this.restarts.length} restarts after failed transactions or flushes in 5 minutes; giving up`,
+            `app ${this.id}: ${count} restarts after failed transactions or flushes in 5 minutes; giving up`,
             { err: cause },
           )
           return
         }
-        const backoff = Math.min(30_000, 250 * 2 ** (this.restarts.length - 1))
-        await new Promise((r) => setTimeout(r, backoff))
+        await new Promise((r) => setTimeout(r, backoffMs))
         if (this.stopRequested || this.worker !== failed) return
-        this.logger.warn(
-          `app ${this.id}: starting a new worker (restart ${this.restarts.length} in 5 minutes)`,
-        )
+        this.logger.warn(`app ${this.id}: starting a new worker (restart ${count} in 5 minutes)`)
         this.sensors.onWorkerRestart(cause)
         try {
           await this.start(this.startOverrides)
@@ -362,6 +294,12 @@ export class App {
   /** @internal */
   tableState<K, V>(table: Table<K, V>): TableState<K, V> {
     return this.runningWorker(`use table ${table.name}`).tableState(table)
+  }
+
+  /** The transport `broker` names (or `transport` makes), with the app's id, logger and kafka options. */
+  createTransport(): Transport {
+    const factory = this.options.transport ?? createTransport
+    return factory(this.settings.broker, this.options)
   }
 
   private runningWorker(what: string): Worker {

@@ -1,6 +1,6 @@
 import { Cron } from 'croner'
-import { ConfigurationError } from './errors.js'
 import type { Clock, TimerHandle } from './clock.js'
+import { ConfigurationError } from './errors.js'
 
 export interface TimerOptions {
   /** Run only on the leader worker (the one owning the app's leader partition). */

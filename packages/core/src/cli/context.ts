@@ -1,5 +1,6 @@
 import type { App, AppOptions } from '../app/app.js'
-import { createTransport } from '../transport/createTransport.js'
+import type { AppSettings } from '../app/options.js'
+import { resolveAppOptions } from '../app/options.js'
 import type { Transport } from '../transport/transport.js'
 import type { WebOptions } from '../web/page.js'
 import type { ParsedArgs } from './args.js'
@@ -52,7 +53,7 @@ export async function prepare(
 /**
  * Replaces options of an App that is not running yet. App has no setter for them (they are fixed
  * at construction in code), but a worker reads `app.options` and `app.logger` only when it
- * starts, so swapping them before `start()` is what passing them to the constructor would do.
+ * starts, so swapping them (and the settings resolved from them) before `start()` is what passing them to the constructor would do.
  * A new options object: the user's object is left as it was.
  */
 export function configureApp(
@@ -62,20 +63,21 @@ export function configureApp(
   const options: AppOptions = { ...app.options, logger: changes.logger }
   if (changes.broker !== undefined) options.broker = changes.broker
   if (changes.web !== undefined) options.web = changes.web
-  const writable = app as unknown as { options: AppOptions; logger: CliLogger }
+  const writable = app as unknown as { options: AppOptions; settings: AppSettings; logger: CliLogger }
   writable.options = options
+  writable.settings = resolveAppOptions(options)
   writable.logger = changes.logger
 }
 
 /** A connected transport to the app's broker, for commands that talk to it without a worker. */
 export async function openTransport(ctx: CommandContext): Promise<Transport> {
-  const transport = createTransport(ctx.app.options.broker ?? 'memory://', ctx.app.options)
+  const transport = ctx.app.createTransport()
   await transport.connect()
   return transport
 }
 
 /** True when the app runs on the in-process broker, where a separate CLI process sees nothing. */
 export function onMemoryBroker(app: App): boolean {
-  const b = app.options.broker ?? 'memory://'
+  const b = app.settings.broker
   return typeof b === 'string' && b.startsWith('memory://')
 }

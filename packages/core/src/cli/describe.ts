@@ -2,6 +2,7 @@ import type { App } from '../app/app.js'
 import type { Store } from '../stores/store.js'
 import type { Table } from '../tables/table.js'
 import type { TopicSpec } from '../transport/transport.js'
+import { leaderTopicOf } from '../worker/topicPlan.js'
 
 /** What `mephisto topics` and the banner show of a topic. */
 export interface TopicRow {
@@ -68,7 +69,7 @@ export function describeTopics(app: App): TopicRow[] {
 
 /** The topic the worker's group uses to elect the leader of `onLeader` timers (see Worker). */
 export function leaderTopic(app: App): string {
-  return `${app.id}-__leader`
+  return leaderTopicOf(app.id)
 }
 
 export function describeAgents(app: App): AgentRow[] {
@@ -87,7 +88,7 @@ export function describeTables(app: App): TableRow[] {
     name: t.name,
     partitions: t.partitions,
     changelog: t.changelogTopic,
-    store: storeName(t.options.store ?? app.options.store ?? 'memory://'),
+    store: storeName(t.options.store ?? app.settings.store),
     windows: t.windows.map((w) =>
       w.stepMs === w.sizeMs
         ? `tumbling ${duration(w.sizeMs)} (expires ${duration(w.expiresMs)})`
@@ -99,7 +100,7 @@ export function describeTables(app: App): TableRow[] {
 
 /** The stores of the app's tables, each once: the app's default and any table's own. */
 export function tableStores(app: App): (Store | string)[] {
-  const stores = new Set<Store | string>([app.options.store ?? 'memory://'])
+  const stores = new Set<Store | string>([app.settings.store])
   for (const t of app.tables as Table<any, any>[])
     if (t.options.store !== undefined) stores.add(t.options.store)
   return [...stores]
@@ -111,7 +112,7 @@ export function storeName(store: Store | string): string {
 
 /** The broker as the app will connect to it (what the banner shows). */
 export function brokerName(app: App): string {
-  const b = app.options.broker ?? 'memory://'
+  const b = app.settings.broker
   return Array.isArray(b) ? b.join(',') : b
 }
 

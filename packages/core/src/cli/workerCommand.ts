@@ -1,5 +1,6 @@
 import { hostname } from 'node:os'
 import type { App } from '../app/app.js'
+import { DEFAULTS } from '../app/options.js'
 import type { WebOptions } from '../web/page.js'
 import type { ParsedArgs } from './args.js'
 import { intOption, stringOption } from './args.js'
@@ -17,7 +18,9 @@ export function webOverrides(argv: ParsedArgs): false | WebOptions | undefined {
   if (argv.options['without-web']) return false
   const host = stringOption(argv.options, 'web-host')
   const port =
-    argv.options['web-port'] === undefined ? undefined : intOption(argv.options, 'web-port', 6066, 'worker')
+    argv.options['web-port'] === undefined
+      ? undefined
+      : intOption(argv.options, 'web-port', DEFAULTS.webPort, 'worker')
   if (host === undefined && port === undefined) return undefined
   if (port !== undefined && port > 65535)
     throw new UsageError(`--web-port must be 0 to 65535 (got ${port})`, 'worker')
@@ -36,7 +39,7 @@ export async function workerCommand(ctx: CommandContext): Promise<number> {
   const stopTimeoutS = intOption(
     ctx.argv.options,
     'stop-timeout',
-    Math.ceil((app.options.drainTimeoutMs ?? 30_000) / 1000) + 30,
+    Math.ceil(app.settings.drainTimeoutMs / 1000) + 30,
     'worker',
   )
   output.out(banner(ctx))
@@ -140,11 +143,11 @@ export function banner(ctx: CommandContext): string {
   const head = renderBox(`mephisto v${cliVersion()}`, [
     ['id', app.id],
     ['broker', brokerName(app)],
-    ['store', storeName(app.options.store ?? 'memory://')],
+    ['store', storeName(app.settings.store)],
     ['web', webDescription(app)],
     ['log', `stderr (${logger.pino.level}${logger.pretty ? ', pretty' : ', json'})`],
     ['app', `${loaded.path}${loaded.exportName === 'default' ? '' : `:${loaded.exportName}`}`],
-    ['guarantee', app.options.processingGuarantee ?? 'at_least_once'],
+    ['guarantee', app.settings.processingGuarantee],
     ['pid', String(process.pid)],
     ['hostname', hostname()],
     ['platform', `Node.js ${process.version} (${process.platform} ${process.arch})`],
@@ -158,9 +161,9 @@ export function banner(ctx: CommandContext): string {
 }
 
 function webDescription(app: App): string {
-  const web = app.options.web
+  const web = app.settings.web
   if (web === false) return 'off'
-  const host = web?.host ?? '127.0.0.1'
-  const port = web?.port ?? 6066
+  const host = web?.host ?? DEFAULTS.webHost
+  const port = web?.port ?? DEFAULTS.webPort
   return port === 0 ? `http://${host}:<free port>/ (printed when ready)` : `http://${host}:${port}/`
 }

@@ -38,7 +38,6 @@ export interface RecordMetadata {
   offset: number
 }
 
-
 export interface TopicSpec {
   name: string
   partitions: number

@@ -1,7 +1,7 @@
 import type { Table } from '../tables/table.js'
 import { dashboardHtml } from './dashboard.js'
 import type { PageHandler, WebRequest, WebResponse } from './page.js'
-import type { WebHost } from './webServer.js'
+import type { WebHost } from './webHost.js'
 
 function error(status: number, code: string, message: string): WebResponse {
   return { status, body: { error: code, message } }

@@ -1,25 +1,13 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { App } from '../app/app.js'
-import type { WorkerState } from '../worker/worker.js'
 import { ConfigurationError, MephistoError } from '../base/errors.js'
-import type { TopicPartition } from '../transport/transport.js'
 import { builtinRoutes } from './builtinRoutes.js'
 import type { PageHandler, WebOptions, WebRequest, WebResponse } from './page.js'
 import { hasWebRoutes, isWebResponse } from './page.js'
 import type { RoutePattern } from './route.js'
 import { matchRoute, parseRoute, splitPath } from './route.js'
-
-/** What the web server reads from the running worker. */
-export interface WebHost {
-  readonly app: App
-  readonly state: WorkerState
-  /** Topic-partitions currently assigned to this worker. */
-  assignment(): TopicPartition[]
-  /** Events queued for an agent, or undefined when it has no runtime. */
-  queuedEvents(agentName: string): number | undefined
-}
+import type { WebHost } from './webHost.js'
 
 /** A route: a pattern, its handler, and whether it is one of the built-in read-only pages. */
 export interface WebRoute {

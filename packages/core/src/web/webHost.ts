@@ -1,0 +1,43 @@
+/**
+ * What the web server reads from the running app and worker, as interfaces the web owns: the
+ * worker implements `WebHost`, the app `WebApp`. The web never imports the worker or the app.
+ */
+import type { Agent } from '../agents/agent.js'
+import type { Monitor } from '../sensors/monitor.js'
+import type { SensorSet } from '../sensors/sensorSet.js'
+import type { Table } from '../tables/table.js'
+import type { TableState } from '../tables/tableState.js'
+import type { Topic } from '../topics/topic.js'
+import type { TopicPartition } from '../transport/transport.js'
+import type { PageHandler } from './page.js'
+import type { RoutePattern } from './route.js'
+
+/** A custom page declared with `app.page(path, handler)`. */
+export interface PageRoute {
+  route: RoutePattern
+  handler: PageHandler
+}
+
+/** The app's declarations and services the pages read. */
+export interface WebApp {
+  readonly id: string
+  readonly monitor: Monitor
+  readonly sensors: SensorSet
+  readonly topics: ReadonlyMap<string, Topic<any, any>>
+  readonly agents: readonly Agent<any, any, any>[]
+  readonly tables: readonly Table<any, any>[]
+  readonly pages: readonly PageRoute[]
+  readonly topicPartitions: number
+  tableState<K, V>(table: Table<K, V>): TableState<K, V>
+}
+
+/** What the web server reads from the running worker. */
+export interface WebHost {
+  readonly app: WebApp
+  /** The worker's state: `starting`, `running`, `stopping`, `stopped` or `crashed`. */
+  readonly state: string
+  /** Topic-partitions currently assigned to this worker. */
+  assignment(): TopicPartition[]
+  /** Events queued for an agent, or undefined when it has no runtime. */
+  queuedEvents(agentName: string): number | undefined
+}

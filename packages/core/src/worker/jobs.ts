@@ -1,0 +1,91 @@
+/**
+ * Jobs: everything a worker runs on the app clock rather than per event: `app.timer`s and
+ * `app.crontab`s (on the leader only when asked), the timers that close windows, the standby
+ * replicas' catch-up, and `app.task`s once the worker is ready. A failing job is logged and runs
+ * again at its next time; it never stops the worker.
+ */
+import type { Clock } from '../base/clock.js'
+import type { Logger } from '../base/logger.js'
+import { parseCron, Scheduler } from '../base/schedule.js'
+import type { Table } from '../tables/table.js'
+import type { CrontabDef, TimerDef } from './host.js'
+
+export class Jobs {
+  private readonly scheduler: Scheduler
+  /** Jobs running now. */
+  private running = 0
+
+  constructor(
+    clock: Clock,
+    private readonly logger: Logger,
+    /** True while this worker is the app's leader. */
+    private readonly isLeader: () => boolean,
+  ) {
+    this.scheduler = new Scheduler(clock, (name, fn) => this.run(name, fn))
+  }
+
+  /** A job is running. */
+  get busy(): boolean {
+    return this.running > 0
+  }
+
+  timers(timers: readonly TimerDef[]): void {
+    for (const t of timers) {
+      this.scheduler.every(
+        t.ms,
+        t.options.name ?? `timer(${t.ms}ms)`,
+        this.leaderGate(t.fn, t.options.onLeader),
+      )
+    }
+  }
+
+  crontabs(crontabs: readonly CrontabDef[]): void {
+    for (const c of crontabs) {
+      const cron = parseCron(c.expr, c.options.timezone)
+      this.scheduler.cron(
+        cron,
+        c.options.name ?? `crontab(${c.expr})`,
+        this.leaderGate(c.fn, c.options.onLeader),
+      )
+    }
+  }
+
+  /** Windows close on a timer, not when the next event happens to arrive. */
+  windows(tables: readonly Table<any, any>[]): void {
+    for (const t of tables) {
+      for (const w of t.windows) {
+        const every = Math.max(1, Math.min(w.stepMs, w.expiresMs || w.stepMs, 10_000))
+        this.scheduler.every(every, `windows(${t.name})`, () => w.expire())
+      }
+    }
+  }
+
+  every(ms: number, name: string, fn: () => unknown): void {
+    this.scheduler.every(ms, name, fn)
+  }
+
+  /** Runs each task once, now. */
+  tasks(tasks: readonly (() => unknown)[]): void {
+    for (const task of tasks) void this.run(task.name || 'task', task)
+  }
+
+  /** No more runs (stop, abort); a run in progress finishes. */
+  stop(): void {
+    this.scheduler.stop()
+  }
+
+  private leaderGate(fn: () => unknown, onLeader: boolean | undefined): () => unknown {
+    return onLeader ? () => (this.isLeader() ? fn() : undefined) : fn
+  }
+
+  private async run(name: string, fn: () => unknown): Promise<void> {
+    this.running++
+    try {
+      await fn()
+    } catch (err) {
+      this.logger.error(`${name} failed`, { err })
+    } finally {
+      this.running--
+    }
+  }
+}

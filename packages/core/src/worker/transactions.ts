@@ -1,0 +1,284 @@
+/**
+ * Exactly-once: one transactional producer per assigned partition number (`<app>-tx-<p>`, the
+ * fencing model kafkajs supports), the outputs of events buffered per transaction, and the commit
+ * that writes outputs, changelogs and input offsets in one transaction each. At-least-once
+ * commits are the committer's; this room is idle under at-least-once.
+ */
+import { isFenced, TransactionError } from '../base/errors.js'
+import type { Logger } from '../base/logger.js'
+import type { TopicPartition } from '../base/topicPartition.js'
+import type { SensorSet } from '../sensors/sensorSet.js'
+import type { StreamEvent } from '../streams/event.js'
+import type { EventQueue } from '../streams/eventQueue.js'
+import type { Pull } from '../streams/stream.js'
+import type { Table } from '../tables/table.js'
+import type { TableState } from '../tables/tableState.js'
+import type {
+  CommitOffset,
+  OutgoingRecord,
+  RecordMetadata,
+  TransactionalProducer,
+  Transport,
+} from '../transport/transport.js'
+import type { WorkerSettings } from './host.js'
+import type { AssignedPartitions } from './partitions.js'
+import type { WorkerStatus } from './state.js'
+
+/** What one transaction commits. */
+interface TransactionBatch {
+  records: OutgoingRecord[]
+  offsets: CommitOffset[]
+}
+
+export interface TransactionsDeps {
+  readonly appId: string
+  readonly settings: WorkerSettings
+  readonly logger: Logger
+  readonly sensors: SensorSet
+  readonly transport: Transport
+  readonly status: WorkerStatus
+  readonly partitions: AssignedPartitions
+  readonly tables: ReadonlyMap<Table<any, any>, TableState<any, any>>
+  readonly leaderTopic: string
+  /** Actors holding a partial `take()` batch hand it over. */
+  flushBatches(): void
+  /** Sends records outside any transaction and flushes the producer (the outbox). */
+  flushPlain(records: OutgoingRecord[]): Promise<RecordMetadata[]>
+  /** Records buffered by the plain producer and not yet flushed. */
+  pendingPlain(): number
+  /** Asks for a commit soon (the buffer is full). */
+  requestCommit(): void
+  /** A transaction failed: roll the worker back to its last commit (the app replaces it). */
+  restart(err: unknown): Promise<void>
+}
+
+/** The transactional id of partition number `p` of app `appId`. */
+export function transactionalIdOf(appId: string, p: number): string {
+  return `${appId}-tx-${p}`
+}
+
+export class Transactions {
+  /**
+   * The transaction unit is a partition number. The co-partitioning assignment gives partition p
+   * of every subscribed topic to one worker, and table partition p is written by the events of
+   * those partitions only, so one transaction per p covers a table shard, the offsets of every
+   * topic feeding it and the outputs of their events.
+   */
+  private readonly producers = new Map<number, TransactionalProducer>()
+  /** Outputs of events, by partition number, waiting for the next transaction. */
+  private outputs = new Map<number, OutgoingRecord[]>()
+  private buffered = 0
+  /** Events handed to actors and not yet acked; a commit snapshots at zero. */
+  private handedOut = 0
+  /** Closed while a commit waits for the actors to finish their events. */
+  private gate: Promise<void> | undefined
+  private quiesced: (() => void) | undefined
+  private lastQuiesceWarning = 0
+
+  constructor(private readonly deps: TransactionsDeps) {}
+
+  /**
+   * Registers a transactional producer for each newly assigned partition number. Registering
+   * fences the previous owner: its open transaction is aborted before this resolves, so the
+   * changelogs and committed offsets read next are final.
+   */
+  async fence(tps: TopicPartition[]): Promise<void> {
+    const numbers = new Set(tps.filter((tp) => tp.topic !== this.deps.leaderTopic).map((tp) => tp.partition))
+    await Promise.all(
+      [...numbers]
+        .filter((p) => !this.producers.has(p))
+        .map(async (p) => {
+          this.producers.set(
+            p,
+            await this.deps.transport.transactionalProducer(transactionalIdOf(this.deps.appId, p)),
+          )
+        }),
+    )
+  }
+
+  /** The partition number no longer belongs here: its producer closes, its buffered outputs go. */
+  async release(p: number): Promise<void> {
+    const producer = this.producers.get(p)
+    this.producers.delete(p)
+    this.outputs.delete(p)
+    await producer?.close()
+  }
+
+  /** Closes every producer (stop); an open transaction is aborted by the broker. */
+  async closeAll(): Promise<void> {
+    for (const p of this.producers.values()) await p.close()
+  }
+
+  /** Closes every producer at once, failures ignored (abort). */
+  abortAll(): Promise<unknown>[] {
+    return [...this.producers.values()].map((p) => p.close())
+  }
+
+  /** The transaction an event's effects belong to (its partition number), if it has one. */
+  transactionOf(e: StreamEvent<any, any> | undefined): number | undefined {
+    const root = e?.root
+    if (root?.delivery === undefined) return undefined
+    return this.transactionOfRecord(root.topic, root.partition)
+  }
+
+  transactionOfRecord(topic: string, partition: number): number | undefined {
+    return this.deps.partitions.has(topic, partition) && this.producers.has(partition) ? partition : undefined
+  }
+
+  /** Buffers an output of an event for the transaction of partition number `p`. */
+  buffer(p: number, record: OutgoingRecord): void {
+    let list = this.outputs.get(p)
+    if (!list) this.outputs.set(p, (list = []))
+    list.push(record)
+    if (++this.buffered >= this.deps.settings.commitEvery) {
+      this.buffered = 0
+      this.deps.requestCommit()
+    }
+  }
+
+  /** The pull of an actor from `queue`: counts the events handed out, holds new ones back while a commit waits. */
+  pullFrom(queue: EventQueue<StreamEvent<any, any>>): Pull {
+    const handOut = (e: StreamEvent<any, any> | null): StreamEvent<any, any> | null | Promise<any> => {
+      if (e === null) return null
+      const gate = this.gate
+      if (gate) return gate.then(() => handOut(e))
+      this.handedOut++
+      e.handedOut = true
+      return e
+    }
+    return () => {
+      const got = queue.take()
+      return got instanceof Promise ? got.then(handOut) : (handOut(got) as ReturnType<Pull>)
+    }
+  }
+
+  /** The event is no longer in an actor's hands (acked, or given back for a retry). */
+  handBack(e: StreamEvent<any, any>): void {
+    if (!e.handedOut) return
+    e.handedOut = false
+    if (--this.handedOut === 0) this.quiesced?.()
+  }
+
+  /**
+   * An exactly-once commit. Holds new events back until every event handed to an actor is acked,
+   * so that the snapshot taken then (offsets, outputs, table writes) belongs to whole events only;
+   * lets the actors go on, then commits one transaction per partition number.
+   */
+  async commit(): Promise<void> {
+    const deps = this.deps
+    let open!: () => void
+    this.gate = new Promise<void>((resolve) => {
+      open = resolve
+    })
+    let snapshot: ReturnType<Transactions['snapshot']>
+    try {
+      if (this.handedOut > 0) {
+        deps.flushBatches()
+        const limit = Math.max(1000, deps.settings.commitIntervalMs)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, limit)
+          timer.unref?.()
+          this.quiesced = () => {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+        this.quiesced = undefined
+      }
+      if (deps.status.dead) return
+      if (this.handedOut > 0) {
+        const now = Date.now()
+        if (now - this.lastQuiesceWarning > 60_000) {
+          this.lastQuiesceWarning = now
+          deps.logger.warn(
+            `exactly-once: ${this.handedOut} event(s) still in progress; the commit waits for the next interval`,
+          )
+        }
+        return
+      }
+      snapshot = this.snapshot()
+    } finally {
+      this.gate = undefined
+      open()
+    }
+    const { batches, plain } = snapshot
+    if (batches.size === 0 && plain.length === 0 && deps.pendingPlain() === 0) return
+    const state = deps.sensors.onCommitInitiated()
+    // Sends outside any event (timers, pages, startup) are not part of a transaction.
+    const flushed = await deps.flushPlain(plain)
+    const entries = [...batches]
+    const results = await Promise.allSettled(
+      entries.map(([p, batch]) => {
+        const producer = this.producers.get(p)
+        if (!producer)
+          throw new TransactionError('TRANSACTION', `no transactional producer for partition ${p}`)
+        return producer.commit(batch.records, batch.offsets, deps.appId)
+      }),
+    )
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed) {
+      for (const ts of deps.tables.values()) ts.abortCommit()
+      void this.failed(failed.reason)
+      throw failed.reason
+    }
+    const written = results.flatMap((r) => (r as PromiseFulfilledResult<RecordMetadata[]>).value)
+    for (const ts of deps.tables.values()) await ts.completeCommit([...flushed, ...written])
+    const offsets = entries.flatMap(([, batch]) => batch.offsets)
+    for (const o of offsets) {
+      deps.partitions.committed(o.topic, o.partition, o.offset)
+      deps.sensors.onOffsets(o, { committed: o.offset })
+    }
+    deps.sensors.onCommitCompleted(state, offsets)
+  }
+
+  /** Synchronously: what each transaction commits, taken at a point where no event is half done. */
+  private snapshot(): { batches: Map<number, TransactionBatch>; plain: OutgoingRecord[] } {
+    const batches = new Map<number, TransactionBatch>()
+    const batch = (p: number): TransactionBatch => {
+      let b = batches.get(p)
+      if (!b) batches.set(p, (b = { records: [], offsets: [] }))
+      return b
+    }
+    for (const t of this.deps.partitions.values()) {
+      if (t.committable > t.committed && this.producers.has(t.tp.partition))
+        batch(t.tp.partition).offsets.push({
+          topic: t.tp.topic,
+          partition: t.tp.partition,
+          offset: t.committable,
+        })
+    }
+    const outputs = this.outputs
+    this.outputs = new Map()
+    this.buffered = 0
+    // A loop, not push(...records): spreading a large array overflows the call stack.
+    for (const [p, records] of outputs) {
+      const list = batch(p).records
+      for (const r of records) list.push(r)
+    }
+    const plain: OutgoingRecord[] = []
+    for (const ts of this.deps.tables.values()) {
+      for (const r of ts.beginCommit()) {
+        if (r.partition !== undefined && this.producers.has(r.partition)) batch(r.partition).records.push(r)
+        else plain.push(r)
+      }
+    }
+    return { batches, plain }
+  }
+
+  /**
+   * A transaction failed (fenced, aborted, timed out): nothing of it is visible. The worker's
+   * state past the last commit cannot be trusted, so it rolls back the way a restart does: the
+   * app aborts it and starts a new worker, which recovers the tables from the committed
+   * changelogs and reads on from the committed offsets.
+   */
+  private async failed(err: unknown): Promise<void> {
+    if (this.deps.status.dead) return
+    this.deps.logger.error(
+      isFenced(err)
+        ? 'exactly-once: fenced by a newer worker for the same partitions; rolling back to the last commit and rejoining'
+        : 'exactly-once: a transaction failed and was aborted; rolling back to the last commit and restarting',
+      { err },
+    )
+    await this.deps.restart(err)
+  }
+}
