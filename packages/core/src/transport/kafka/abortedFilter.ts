@@ -1,3 +1,8 @@
+/**
+ * Read-committed filtering of raw fetch responses, by the Java client's rule: which records belong
+ * to aborted transactions. It does not fetch or patch anything (see kafkajsPatches.ts for that).
+ */
+
 /** A record as kafkajs' fetch response decodes it. */
 export interface FetchedMessage {
   offset: string

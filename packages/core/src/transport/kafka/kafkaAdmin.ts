@@ -1,6 +1,11 @@
+/**
+ * `TransportAdmin` over a kafkajs admin client: topics, their offsets, and group offsets.
+ * It does not consume, produce or read records.
+ */
 import type { Admin, ITopicConfig } from 'kafkajs'
 import { BrokerError } from '../../base/errors.js'
 import type { CommitOffset, TopicSpec, TransportAdmin } from '../transport.js'
+import { isLeaderNotAvailable, isLeaderNotReady, isUnknownTopic, mayRetry, messageOf } from './kafkaErrors.js'
 
 /** Kafka's own topics, which the memory broker does not have; listTopics leaves them out. */
 const INTERNAL_TOPICS = new Set(['__consumer_offsets', '__transaction_state', '__cluster_metadata'])
@@ -38,7 +43,7 @@ export class KafkaAdmin implements TransportAdmin {
         `Cannot create topic(s) ${[...missing.keys()].join(', ')} on ${this.url}: ${messageOf(error)}. ` +
           'Check the partition count and replication factor (no more replicas than brokers) and that ' +
           'this client may create topics.',
-        { cause: error },
+        { cause: error, retriable: mayRetry(error) },
       )
     }
     if (!created) await this.waitForLeaders([...missing.keys()])
@@ -163,6 +168,7 @@ export class KafkaAdmin implements TransportAdmin {
         throw new BrokerError(
           `Topic(s) ${topics.join(', ')} on ${this.url} have no leader after ${LEADER_WAIT_MS} ms. ` +
             'Check that the brokers are healthy.',
+          { retriable: true },
         )
       }
       await new Promise((r) => setTimeout(r, 100))
@@ -170,7 +176,10 @@ export class KafkaAdmin implements TransportAdmin {
   }
 
   private wrap(what: string, error: unknown): BrokerError {
-    return new BrokerError(`Cannot ${what} on ${this.url}: ${messageOf(error)}`, { cause: error })
+    return new BrokerError(`Cannot ${what} on ${this.url}: ${messageOf(error)}`, {
+      cause: error,
+      retriable: mayRetry(error),
+    })
   }
 }
 
@@ -180,27 +189,4 @@ export function topicConfig(spec: TopicSpec): Record<string, string> {
   if (spec.compacted) config['cleanup.policy'] = 'compact'
   if (spec.retentionMs !== undefined) config['retention.ms'] = String(spec.retentionMs)
   return { ...config, ...spec.config }
-}
-
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
-}
-
-function typeOf(error: unknown): string | undefined {
-  const type = (error as { type?: unknown } | null)?.type
-  return typeof type === 'string' ? type : undefined
-}
-
-export function isUnknownTopic(error: unknown): boolean {
-  return (
-    typeOf(error) === 'UNKNOWN_TOPIC_OR_PARTITION' || messageOf(error).includes('does not host this topic')
-  )
-}
-
-function isLeaderNotAvailable(error: unknown): boolean {
-  return typeOf(error) === 'LEADER_NOT_AVAILABLE'
-}
-
-function isLeaderNotReady(error: unknown): boolean {
-  return isLeaderNotAvailable(error) || typeOf(error) === 'NOT_LEADER_FOR_PARTITION'
 }

@@ -1,3 +1,7 @@
+/**
+ * kafkajs' log lines into a Mephisto logger, routine ones turned down to debug. It does not
+ * configure kafkajs' log level (kafkaTransport.ts does).
+ */
 import type { logCreator } from 'kafkajs'
 import kafkajs from 'kafkajs'
 import type { Logger } from '../../base/logger.js'

@@ -1,8 +1,13 @@
+/**
+ * The batching, non-transactional producer over kafkajs: buffering, linger, one request in flight.
+ * It does not do transactions (kafkaTransactions.ts) or pick kafkajs' client options.
+ */
 import type { CompressionTypes, RecordMetadata as KafkaRecordMetadata, Message, Producer } from 'kafkajs'
 import { BrokerError, MephistoError } from '../../base/errors.js'
+import { tpKey } from '../../base/topicPartition.js'
 import { defaultPartition } from '../partitioner.js'
 import type { OutgoingRecord, ProducerOptions, RecordMetadata, TransportProducer } from '../transport.js'
-import { messageOf } from './kafkaAdmin.js'
+import { messageOf } from './kafkaErrors.js'
 
 const DEFAULT_BATCH_SIZE = 500
 const DEFAULT_LINGER_MS = 5
@@ -226,10 +231,10 @@ export class KafkaProducer implements TransportProducer {
         this.fail(entries, new Error(`${r.topicName}[${r.partition}] error code ${r.errorCode}`))
         return
       }
-      next.set(`${r.topicName}\u0000${r.partition}`, Number(r.baseOffset))
+      next.set(tpKey(r.topicName, r.partition), Number(r.baseOffset))
     }
     for (const e of entries) {
-      const key = `${e.topic}\u0000${e.partition}`
+      const key = tpKey(e.topic, e.partition)
       const offset = next.get(key)
       if (offset === undefined) {
         // acks: 0 gives no offsets; nothing can be promised about these records.

@@ -1,11 +1,15 @@
+/**
+ * Reads offset ranges of a topic outside any consumer group (table recovery), read-committed.
+ * It does not join groups or commit; the kafkajs internals it relies on are in kafkajsPatches.ts.
+ */
 import type { Cluster, Kafka } from 'kafkajs'
 import { BrokerError } from '../../base/errors.js'
 import { KeyedLock } from '../../base/keyedLock.js'
 import type { PartitionRange, RawRecord } from '../transport.js'
-import type { AbortedTransaction, FetchedMessage } from './abortedFilter.js'
 import { abortedFilter } from './abortedFilter.js'
-import { copartitionedAssigner } from './copartitionedAssigner.js'
-import { messageOf } from './kafkaAdmin.js'
+import { isRetriable, kafkaErrorType, mayRetry, messageOf } from './kafkaErrors.js'
+import type { FetchedPartition, FetchResponse } from './kafkajsPatches.js'
+import { fetchFrom, standaloneCluster } from './kafkajsPatches.js'
 import { toHeaders } from './kafkaRecords.js'
 
 /** kafkajs' READ_COMMITTED: aborted transactional writes are never replayed into a table. */
@@ -25,15 +29,6 @@ interface Range {
   to: number
   /** maxBytes of the next fetch of this partition. */
   fetchBytes: number
-}
-
-interface FetchedPartition {
-  partition: number
-  errorCode: number
-  highWatermark: string
-  lastStableOffset?: string
-  abortedTransactions?: AbortedTransaction[]
-  messages: FetchedMessage[]
 }
 
 /**
@@ -104,10 +99,10 @@ export class KafkaReader {
       // One fetch per leader at a time; partitions of one response are delivered one after another.
       await Promise.all(
         Object.entries(leaders).map(async ([nodeId, partitions]) => {
-          let response: { responses: { topicName: string; partitions: FetchedPartition[] }[] }
+          let response: FetchResponse
           try {
-            response = await this.fetching.run(nodeId, async () =>
-              (await cluster.findBroker({ nodeId })).fetch({
+            response = await this.fetching.run(nodeId, () =>
+              fetchFrom(cluster, nodeId, {
                 isolationLevel: READ_COMMITTED,
                 maxWaitTime: this.maxWaitTime,
                 minBytes: 1,
@@ -127,7 +122,7 @@ export class KafkaReader {
               }),
             )
           } catch (error) {
-            if ((error as { type?: string }).type === 'OFFSET_OUT_OF_RANGE') {
+            if (kafkaErrorType(error) === 'OFFSET_OUT_OF_RANGE') {
               await this.skipToEarliest(topic, pending)
               return
             }
@@ -220,19 +215,12 @@ export class KafkaReader {
   }
 
   private async recover(cluster: Cluster, error: unknown): Promise<void> {
-    const name = (error as { name?: string }).name ?? ''
-    const type = (error as { type?: string }).type ?? ''
-    const retriable =
-      (error as { retriable?: boolean }).retriable === true ||
-      /Connection|BrokerNotFound|Metadata/.test(name) ||
-      [
-        'NOT_LEADER_FOR_PARTITION',
-        'LEADER_NOT_AVAILABLE',
-        'UNKNOWN_LEADER_EPOCH',
-        'FENCED_LEADER_EPOCH',
-      ].includes(type)
-    if (!retriable)
-      throw new BrokerError(`Reading from ${this.url} failed: ${messageOf(error)}`, { cause: error })
+    if (!isRetriable(error)) {
+      throw new BrokerError(`Reading from ${this.url} failed: ${messageOf(error)}`, {
+        cause: error,
+        retriable: mayRetry(error),
+      })
+    }
     await new Promise((r) => setTimeout(r, 100))
     await cluster.refreshMetadata()
   }
@@ -243,27 +231,23 @@ export class KafkaReader {
     } catch (error) {
       throw new BrokerError(`Cannot read topic "${topic}" on ${this.url}: ${messageOf(error)}`, {
         cause: error,
+        retriable: mayRetry(error),
       })
     }
   }
 
   private connect(): Promise<Cluster> {
     this.connecting ??= (async () => {
-      let captured: Cluster | undefined
-      // The consumer is never run: creating it is how kafkajs hands out a Cluster (to assigners).
-      this.kafka.consumer({
-        groupId: 'mephisto-reader-unused',
-        allowAutoTopicCreation: false,
-        partitionAssigners: [copartitionedAssigner((c) => (captured = c))],
-      })
-      if (captured === undefined) throw new BrokerError('kafkajs did not create a cluster for the reader')
-      const cluster = captured
+      const cluster = standaloneCluster(this.kafka)
       await cluster.connect()
       this.cluster = cluster
       return cluster
     })().catch((error: unknown) => {
       this.connecting = undefined
-      throw new BrokerError(`Cannot connect the reader to ${this.url}: ${messageOf(error)}`, { cause: error })
+      throw new BrokerError(`Cannot connect the reader to ${this.url}: ${messageOf(error)}`, {
+        cause: error,
+        retriable: mayRetry(error),
+      })
     })
     return this.connecting
   }

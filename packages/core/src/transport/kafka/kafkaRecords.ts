@@ -1,3 +1,7 @@
+/**
+ * kafkajs messages as the transport contract's records and headers. It does not decode keys or
+ * values, and does not filter records.
+ */
 import type { IHeaders, KafkaMessage } from 'kafkajs'
 import type { Headers, RawRecord } from '../transport.js'
 

@@ -1,15 +1,17 @@
+/**
+ * The exactly-once producer over kafkajs: one transaction per commit (records, group offsets,
+ * marker), and fencing told apart from other failures. It does not buffer or linger.
+ */
 import type { Message, Producer, Transaction } from 'kafkajs'
 import { BrokerError, TransactionError } from '../../base/errors.js'
+import { tpKey } from '../../base/topicPartition.js'
 import { defaultPartition } from '../partitioner.js'
 import type { CommitOffset, OutgoingRecord, RecordMetadata, TransactionalProducer } from '../transport.js'
-import { messageOf } from './kafkaAdmin.js'
+import { isProducerFenced, mayRetry, messageOf } from './kafkaErrors.js'
 import type { SendOptions } from './kafkaProducer.js'
 
 /** Records per `sendBatch` inside a transaction (kafkajs' grouping is quadratic per request). */
 const REQUEST_RECORDS = 4_000
-
-/** kafkajs error types that mean a newer producer holds the transactional id. */
-const FENCED_TYPES = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'TRANSACTIONAL_ID_NOT_FOUND'])
 
 /**
  * A kafkajs transactional producer. `init()` registers the transactional id with the
@@ -40,7 +42,7 @@ export class KafkaTransactionalProducer implements TransactionalProducer {
         `Cannot register transactional producer ${this.transactionalId} on ${this.url}: ${messageOf(error)}. ` +
           'Exactly-once needs a broker with transactions enabled (transaction.state.log.replication.factor ' +
           'must not exceed the number of brokers) and, with ACLs, WRITE on the transactional id.',
-        { cause: error },
+        { cause: error, retriable: mayRetry(error) },
       )
     }
   }
@@ -65,7 +67,7 @@ export class KafkaTransactionalProducer implements TransactionalProducer {
           let list = byTopic.get(topic)
           if (list === undefined) byTopic.set(topic, (list = []))
           list.push(message)
-          const k = `${topic}\u0000${message.partition}`
+          const k = tpKey(topic, message.partition!)
           counts.set(k, (counts.get(k) ?? 0) + 1)
         }
         const response = await txn.sendBatch({
@@ -74,7 +76,7 @@ export class KafkaTransactionalProducer implements TransactionalProducer {
           topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list })),
         })
         for (const r of response) {
-          const k = `${r.topicName}\u0000${r.partition}`
+          const k = tpKey(r.topicName, r.partition)
           const last = Number(r.baseOffset) + (counts.get(k) ?? 1) - 1
           const prev = highest.get(k)
           if (prev === undefined || prev.offset < last)
@@ -141,9 +143,8 @@ export class KafkaTransactionalProducer implements TransactionalProducer {
   }
 
   private classify(error: unknown): TransactionError {
-    const type = (error as { type?: string } | null)?.type ?? ''
     const text = messageOf(error)
-    if (FENCED_TYPES.has(type) || /fenced|producer epoch/i.test(text)) {
+    if (isProducerFenced(error)) {
       return new TransactionError(
         'FENCED',
         `Producer ${this.transactionalId} was fenced by a newer producer with the same transactional id ` +

@@ -1,8 +1,12 @@
+/**
+ * The `kafka://` transport: kafkajs clients with Mephisto's defaults, and the admin, reader,
+ * consumers and producers made from them. It does not implement any of those itself.
+ */
 import type { Admin, ConsumerConfig, ConsumerRunConfig, KafkaConfig, ProducerConfig } from 'kafkajs'
 import kafkajs from 'kafkajs'
+import { BrokerError } from '../../base/errors.js'
 import type { Logger } from '../../base/logger.js'
 import { consoleLogger } from '../../base/logger.js'
-import { BrokerError } from '../../base/errors.js'
 import type {
   ConsumerOptions,
   PartitionRange,
@@ -14,8 +18,9 @@ import type {
   TransportConsumer,
   TransportProducer,
 } from '../transport.js'
-import { KafkaAdmin, messageOf } from './kafkaAdmin.js'
+import { KafkaAdmin } from './kafkaAdmin.js'
 import { KafkaConsumer } from './kafkaConsumer.js'
+import { mayRetry, messageOf } from './kafkaErrors.js'
 import { kafkaLogCreator } from './kafkaLogger.js'
 import type { SendOptions } from './kafkaProducer.js'
 import { KafkaProducer } from './kafkaProducer.js'
@@ -246,7 +251,7 @@ export class KafkaTransport implements Transport {
       `Cannot connect to Kafka at ${this.brokers.join(',')}: ${detail}. Check that the brokers run, that ` +
         'these host:port pairs are reachable from here (and that advertised.listeners names an address ' +
         `this machine can reach)${sasl || this.clientConfig.ssl ? ', and the SASL/SSL settings' : ''}.`,
-      { cause: error },
+      { cause: error, retriable: mayRetry(error) },
     )
   }
 }
