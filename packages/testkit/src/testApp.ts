@@ -148,7 +148,7 @@ export class TestApp {
 
   /** Commits now (flush + offsets), as the commit interval would. */
   async commit(): Promise<void> {
-    await this.app.worker?.commit()
+    await this.app.experimental_testing.commit()
   }
 
   /** Every message on `topic`, decoded with its codecs, partition by partition. */
@@ -227,7 +227,7 @@ export class TestApp {
 
   /** Kills the worker: nothing is flushed or committed; in-memory table state is gone. */
   async crash(): Promise<void> {
-    await this.app.abort(new Error('TestApp.crash()'))
+    await this.app.experimental_testing.abort(new Error('TestApp.crash()'))
     await this.settlePeers()
   }
 
@@ -254,15 +254,13 @@ export class TestApp {
   }
 
   private idleNow(): boolean {
-    const w = this.app.worker
-    if (!w || w.state === 'stopped' || w.state === 'crashed') return this.broker.idle()
-    return this.broker.idle() && w.idle()
+    return this.broker.idle() && this.app.experimental_testing.idle()
   }
 
   private throwIfCrashed(): void {
-    const w = this.app.worker
+    const w = this.app.experimental_testing
     if (
-      w?.state === 'crashed' &&
+      w.state === 'crashed' &&
       w.crashReason &&
       !(w.crashReason instanceof Error && w.crashReason.message === 'TestApp.crash()')
     ) {
@@ -274,8 +272,7 @@ export class TestApp {
   private describeBusy(): string {
     const parts: string[] = []
     if (!this.broker.idle()) parts.push('the broker has records to deliver or a rebalance running')
-    const w = this.app.worker
-    if (w && !w.idle()) parts.push('an agent, timer or commit is still working')
+    if (!this.app.experimental_testing.idle()) parts.push('an agent, timer or commit is still working')
     return parts.join('; ') || 'nothing (timing)'
   }
 }

@@ -26,6 +26,7 @@ import { Worker } from '../worker/worker.js'
 import type { AppOptions, AppSettings } from './options.js'
 import { DEFAULTS, resolveAppOptions } from './options.js'
 import { RestartPolicy } from './restartPolicy.js'
+import type { AppTestingSeam } from './testing.js'
 
 export type { AppOptions, KafkaOptions, ProcessingGuarantee } from './options.js'
 
@@ -170,6 +171,30 @@ export class App implements WorkerHost {
   /** `http://host:port` of the worker's web server while it listens (set early in `start()`), else undefined. */
   get webUrl(): string | undefined {
     return this.worker?.web?.url
+  }
+
+  /**
+   * Experimental: the seam the testkit drives the app through (idle, commit now, crash). It may
+   * change in a minor version.
+   */
+  get experimental_testing(): AppTestingSeam {
+    const app = this
+    return {
+      get state() {
+        return app.worker?.state
+      },
+      get crashReason() {
+        return app.worker?.crashReason
+      },
+      idle: () => {
+        const w = app.worker
+        return !w || w.state === 'stopped' || w.state === 'crashed' || w.idle()
+      },
+      commit: async () => {
+        await app.worker?.commit()
+      },
+      abort: (reason) => app.abort(reason),
+    }
   }
 
   /** True once `start()` resolved and until `stop()`. */
