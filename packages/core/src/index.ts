@@ -4,13 +4,14 @@ export type { AppOptions, KafkaOptions, ProcessingGuarantee, StartOptions } from
 export { App } from './app/app.js'
 export type { Clock, TimerHandle } from './base/clock.js'
 export { realClock, sleep } from './base/clock.js'
-export type { ErrorCode } from './base/errors.js'
+export type { ErrorCode, MephistoErrorOptions } from './base/errors.js'
 export {
   BrokerError,
   ConfigurationError,
   DecodeError,
   EncodeError,
   ErrorCodes,
+  isFenced,
   MephistoError,
   NoEventContextError,
   NotReadyError,

@@ -3,13 +3,16 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { ErrorAction, Stream, StreamEvent } from '../src/index.js'
 import {
   App,
+  BrokerError,
   ConfigurationError,
   DecodeError,
   ErrorCodes,
   HEADERS,
+  isFenced,
   MephistoError,
   NoEventContextError,
   NotReadyError,
+  TransactionError,
 } from '../src/index.js'
 import { quietApp } from './helpers.js'
 
@@ -319,11 +322,9 @@ describe('MephistoError', () => {
       'NOT_READY',
       'NO_EVENT_CONTEXT',
       'PARTITION_OUT_OF_RANGE',
-      'TOPIC_NOT_FOUND',
       'CO_PARTITIONING',
       'AGENT_FAILED',
       'ASK_TIMEOUT',
-      'APP_STOPPED',
       'BROKER',
       'COMMIT_FAILED',
       'RECOVERY_FAILED',
@@ -331,6 +332,15 @@ describe('MephistoError', () => {
       'TRANSACTION',
       'FENCED',
     ])
+  })
+
+  it('carries retriable and fenced as properties, not as words in the message', () => {
+    expect(new MephistoError('BROKER', 'x').retriable).toBe(false)
+    expect(new BrokerError('leader moving', { retriable: true }).retriable).toBe(true)
+    expect(new TransactionError('FENCED', 'a newer producer').fenced).toBe(true)
+    expect(new TransactionError('TRANSACTION', 'aborted').fenced).toBe(false)
+    expect(isFenced(new TransactionError('FENCED', 'x'))).toBe(true)
+    expect(isFenced(new Error('FENCED'))).toBe(false)
   })
 
   it('subclasses carry their code, name and cause', () => {
