@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { deferred } from '../../base/deferred.js'
 import { BrokerError, MephistoError } from '../../base/errors.js'
 import type { ConsumerHandlers, RawRecord, RecordBatch, TopicPartition } from '../transport.js'
 import { MemoryBroker, memoryBroker } from './memoryBroker.js'
@@ -13,19 +14,6 @@ async function settle(broker: MemoryBroker): Promise<void> {
     if (broker.idle()) return
   }
   throw new Error('broker did not settle')
-}
-
-interface Deferred {
-  promise: Promise<void>
-  resolve: () => void
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void
-  const promise = new Promise<void>((r) => {
-    resolve = r
-  })
-  return { promise, resolve }
 }
 
 /** Handlers that record what they see; `log` interleaves every call of every recorder sharing it. */

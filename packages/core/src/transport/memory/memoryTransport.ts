@@ -1,4 +1,10 @@
+/**
+ * The `memory://` transport: the `Transport` contract (producers, transactional producers,
+ * consumers, admin, reads) as thin wrappers over a {@link MemoryBroker}. It stores nothing
+ * itself: logs, groups, offsets and fencing are the broker's.
+ */
 import { BrokerError, TransactionError } from '../../base/errors.js'
+import { tpKey } from '../../base/topicPartition.js'
 import { defaultPartition } from '../partitioner.js'
 import type {
   CommitOffset,
@@ -17,7 +23,8 @@ import type {
   TransportConsumer,
   TransportProducer,
 } from '../transport.js'
-import type { GroupMember, MemoryBroker } from './memoryBroker.js'
+import type { GroupMember } from './groupMember.js'
+import type { MemoryBroker } from './memoryBroker.js'
 
 /** Records per `onRecords` call of {@link MemoryTransport.read}. */
 const READ_BATCH_SIZE = 1000
@@ -221,7 +228,7 @@ class MemoryTransactionalProducer implements TransactionalProducer {
 function highestPerPartition(written: readonly RecordMetadata[]): RecordMetadata[] {
   const highest = new Map<string, RecordMetadata>()
   for (const m of written) {
-    const k = `${m.topic}\u0000${m.partition}`
+    const k = tpKey(m.topic, m.partition)
     const prev = highest.get(k)
     if (prev === undefined || prev.offset < m.offset) highest.set(k, m)
   }
