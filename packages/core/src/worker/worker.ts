@@ -17,7 +17,6 @@ import type { SensorSet } from '../sensors/sensorSet.js'
 import { resolveStore } from '../stores/resolveStore.js'
 import type { Store, TableStore } from '../stores/store.js'
 import type { ActorContext } from '../streams/context.js'
-import { actorContext } from '../streams/context.js'
 import type { StreamEvent } from '../streams/event.js'
 import type { EventQueue } from '../streams/eventQueue.js'
 import type { Pull, RepartitionSpec } from '../streams/stream.js'
@@ -27,18 +26,11 @@ import type { Channel, Message, Topic } from '../topics/topic.js'
 import type { RecordMetadata, TopicPartition, Transport, TransportConsumer } from '../transport/transport.js'
 import type { WebHost } from '../web/webHost.js'
 import { WebServer } from '../web/webServer.js'
-import { Committer } from './committer.js'
-import { Conductor } from './conductor.js'
-import { DeadLetters } from './deadLetters.js'
 import type { WorkerHost, WorkerServices } from './host.js'
-import { Jobs } from './jobs.js'
-import { Outbox } from './outbox.js'
-import { AssignedPartitions } from './partitions.js'
-import { Rebalance } from './rebalance.js'
-import { RequestReply } from './requestReply.js'
+import type { Rooms } from './rooms.js'
+import { buildRooms } from './rooms.js'
 import type { WorkerState, WorkerStatus } from './state.js'
-import { TopicPlan } from './topicPlan.js'
-import { Transactions, transactionalIdOf } from './transactions.js'
+import { transactionalIdOf } from './transactions.js'
 
 export type { WorkerState } from './state.js'
 
@@ -65,16 +57,7 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
   private consumer: TransportConsumer | undefined
   private readonly agents = new Map<Agent<any, any, any>, AgentRuntime>()
   private readonly tableStates = new Map<Table<any, any>, TableState<any, any>>()
-  private readonly partitions = new AssignedPartitions()
-  private readonly plan: TopicPlan
-  private readonly requests: RequestReply
-  private readonly transactions: Transactions | undefined
-  private readonly outbox: Outbox
-  private readonly deadLetters: DeadLetters
-  private readonly committer: Committer
-  private readonly conductor: Conductor
-  private readonly rebalance: Rebalance
-  private readonly jobs: Jobs
+  private readonly rooms: Rooms
   private keepAlive: NodeJS.Timeout | undefined
   private crashError: unknown
   private stopping: Promise<void> | undefined
@@ -89,98 +72,30 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
     this.transport = services.transport
     this.store = services.store
     this.exactlyOnce = app.settings.processingGuarantee === 'exactly_once'
-    const { clock, logger, sensors, transport, partitions, tableStates: tables } = this
-    const settings = app.settings
-    const status: WorkerStatus = this
-    const restart = (err: unknown): Promise<void> => app.restartAfter(this, err)
-    const flushBatches = (): void => {
-      for (const rt of this.agents.values()) rt.flushBatches()
-    }
-    this.plan = new TopicPlan(app)
-    const leaderTopic = this.plan.leaderTopic
-    this.transactions = this.exactlyOnce
-      ? new Transactions({
-          appId: app.id,
-          settings,
-          logger,
-          sensors,
-          transport,
-          status,
-          partitions,
-          tables,
-          leaderTopic,
-          flushBatches,
-          flushPlain: (records) => this.outbox.flush(records),
-          pendingPlain: () => this.outbox.pending(),
-          requestCommit: () => this.committer.request(),
-          restart,
-        })
-      : undefined
-    const transactions = this.transactions
-    this.requests = new RequestReply(
-      clock,
-      this.id,
-      () => transactions?.transactionOf(actorContext.getStore()?.event) !== undefined,
-    )
-    this.outbox = new Outbox({
-      clock,
-      logger,
-      sensors,
-      status,
-      tables,
-      transactions,
-      deliverToChannel: (channel, message) => this.conductor.deliverToChannel(channel, message),
-      answer: (id, value) => this.requests.answer(id, value),
-      restart: (err) => void restart(err),
-    })
-    this.deadLetters = new DeadLetters(this.outbox, transactions, clock, logger, sensors)
-    this.committer = new Committer({
-      settings,
-      clock,
-      logger,
-      sensors,
-      status,
-      partitions,
-      tables,
-      outbox: this.outbox,
-      transactions,
+    this.rooms = buildRooms({
+      host: app,
+      workerId: this.id,
+      clock: this.clock,
+      logger: this.logger,
+      sensors: this.sensors,
+      transport: this.transport,
+      status: this,
+      tables: this.tableStates,
       consumer: () => this.consumer,
+      flushBatches: () => {
+        for (const rt of this.agents.values()) rt.flushBatches()
+      },
+      restart: (err) => app.restartAfter(this, err),
     })
-    this.conductor = new Conductor({
-      clock,
-      sensors,
-      status,
-      partitions,
-      deadLetters: this.deadLetters,
-      committer: this.committer,
-      requests: this.requests,
-      transactions,
-    })
-    this.rebalance = new Rebalance({
-      settings,
-      logger,
-      sensors,
-      status,
-      transport,
-      partitions,
-      tables,
-      conductor: this.conductor,
-      committer: this.committer,
-      transactions,
-      leaderTopic,
-      consumer: () => this.consumer,
-      flushBatches,
-    })
-    this.jobs = new Jobs(clock, logger, () => this.rebalance.leader)
     if (services.web !== false) this.web = new WebServer(this, services.web)
   }
 
   get leaderTopic(): string {
-    return this.plan.leaderTopic
+    return this.rooms.plan.leaderTopic
   }
 
   get isLeader(): boolean {
-    return this.rebalance.leader
+    return this.rooms.rebalance.leader
   }
 
   /** Crashed or stopped: nothing may be sent, flushed or committed any more. */
@@ -202,7 +117,7 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
       this.logger.info(`web server listening on ${url}`)
     }
     await this.transport.connect()
-    this.outbox.open(this.transport.producer())
+    this.rooms.outbox.open(this.transport.producer())
     for (const a of app.agents) {
       const rt = new AgentRuntime(a, this, app.settings.maxBufferedEvents)
       this.agents.set(a, rt)
@@ -217,17 +132,20 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
         encode: (v) => t.valueCodec.encode(v),
         decode: (b) => t.valueCodec.decode(b),
       })
-      this.tableStates.set(t, new TableState(t, ts, this.sensors, this.clock, () => this.committer.request()))
+      this.tableStates.set(
+        t,
+        new TableState(t, ts, this.sensors, this.clock, () => this.rooms.committer.request()),
+      )
     }
     // Actors start before the group is joined: groupBy()/through() called at the top of an agent
     // body register their topics now, so the consumer subscribes to them from the start.
     for (const rt of this.agents.values()) rt.start()
     await new Promise((r) => setImmediate(r))
     this.assertAlive()
-    await this.transport.admin.ensureTopics(this.plan.specs())
-    await this.plan.checkCopartitioning(this.transport.admin)
+    await this.transport.admin.ensureTopics(this.rooms.plan.specs())
+    await this.rooms.plan.checkCopartitioning(this.transport.admin)
 
-    const topics = this.conductor.topicNames()
+    const topics = this.rooms.conductor.topicNames()
     this.subscribed = true
     if (topics.length > 0) {
       topics.push(this.leaderTopic)
@@ -236,9 +154,9 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
         fromBeginning: app.settings.autoOffsetReset !== 'latest',
       })
       await this.consumer.start(topics, {
-        onAssign: (tps) => this.rebalance.onAssign(tps),
-        onRevoke: (tps) => this.rebalance.onRevoke(tps),
-        onBatch: (batch) => this.conductor.onBatch(batch),
+        onAssign: (tps) => this.rooms.rebalance.onAssign(tps),
+        onRevoke: (tps) => this.rooms.rebalance.onRevoke(tps),
+        onBatch: (batch) => this.rooms.conductor.onBatch(batch),
         onLost: (err) => {
           this.logger.error('the consumer is gone; the worker stops without committing', { err })
           void this.crash(err)
@@ -246,27 +164,27 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
       })
     } else {
       // No stream to read: the worker leads itself, and owns every table partition.
-      this.rebalance.leader = true
-      await this.rebalance.recoverTables(null)
+      this.rooms.rebalance.leader = true
+      await this.rooms.rebalance.recoverTables(null)
     }
     // An actor may have crashed the worker while it was starting (an agent body that throws
     // before reading): report that instead of coming up as a running zombie.
     this.assertAlive()
     this.state = 'running'
     this.keepAlive = setInterval(() => {}, 1 << 30)
-    this.committer.schedule()
-    this.jobs.timers(app.timers)
-    this.jobs.crontabs(app.crontabs)
-    this.jobs.windows(app.tables)
+    this.rooms.committer.schedule()
+    this.rooms.jobs.timers(app.timers)
+    this.rooms.jobs.crontabs(app.crontabs)
+    this.rooms.jobs.windows(app.tables)
     const standbys = [...this.tableStates.values()].filter(
       (ts) => (ts.table.options.standbyReplicas ?? 0) > 0,
     )
     if (standbys.length > 0 && this.consumer) {
-      this.jobs.every(app.settings.standbyIntervalMs, 'standby replicas', () =>
-        this.rebalance.followStandbys(standbys),
+      this.rooms.jobs.every(app.settings.standbyIntervalMs, 'standby replicas', () =>
+        this.rooms.rebalance.followStandbys(standbys),
       )
     }
-    this.jobs.tasks(app.tasks)
+    this.rooms.jobs.tasks(app.tasks)
     this.logger.info(`worker ready`, {
       app: app.id,
       broker: this.transport.url,
@@ -291,8 +209,8 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
   }
 
   private async doStop(): Promise<void> {
-    this.jobs.stop()
-    this.committer.cancel()
+    this.rooms.jobs.stop()
+    this.rooms.committer.cancel()
     // Leaving the group revokes every partition: drain, flush, commit, release.
     this.stopPhase = 'leaving the group (draining, flushing and committing its partitions)'
     await this.consumer?.stop()
@@ -305,10 +223,10 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
     }
     this.stopPhase = 'flushing and committing'
     await this.commit()
-    this.requests.rejectAll('the app stopped before the agent answered')
+    this.rooms.requests.rejectAll('the app stopped before the agent answered')
     this.stopPhase = 'closing the producers'
-    await this.outbox.producer.close()
-    await this.transactions?.closeAll()
+    await this.rooms.outbox.producer.close()
+    await this.rooms.transactions?.closeAll()
     this.stopPhase = 'closing the table stores'
     for (const ts of this.tableStates.values()) await ts.store.close()
     this.stopPhase = 'disconnecting from the broker'
@@ -326,16 +244,16 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
     if (this.state === 'stopped' || this.state === 'crashed') return
     this.state = 'crashed'
     this.crashError ??= reason
-    this.jobs.stop()
-    this.committer.cancel()
+    this.rooms.jobs.stop()
+    this.rooms.committer.cancel()
     clearInterval(this.keepAlive)
     for (const rt of this.agents.values()) rt.close()
     for (const ts of this.tableStates.values()) ts.discard()
-    this.requests.rejectAll('the app crashed before the agent answered', { cause: reason })
+    this.rooms.requests.rejectAll('the app crashed before the agent answered', { cause: reason })
     await Promise.allSettled([
       this.consumer?.abort(),
-      this.outbox.producer?.abort(),
-      ...(this.transactions?.abortAll() ?? []),
+      this.rooms.outbox.producer?.abort(),
+      ...(this.rooms.transactions?.abortAll() ?? []),
     ])
     for (const ts of this.tableStates.values()) await ts.store.close().catch(() => {})
     await this.transport.close().catch(() => {})
@@ -354,7 +272,7 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
    * highest contiguous acked offset (in transactions under exactly-once).
    */
   commit(): Promise<void> {
-    return this.committer.commit()
+    return this.rooms.committer.commit()
   }
 
   // ---------------------------------------------------------------- for agents (AgentRuntimeHost)
@@ -364,23 +282,23 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
     runtime: AgentRuntime,
     queue: EventQueue<StreamEvent<any, any>>,
   ): void {
-    this.conductor.subscribe(topic, runtime, queue)
+    this.rooms.conductor.subscribe(topic, runtime, queue)
   }
 
   repartitionTopic(agent: Agent<any, any, any>, spec: RepartitionSpec): Topic<any, any> {
-    return this.plan.repartitionTopic(agent, spec)
+    return this.rooms.plan.repartitionTopic(agent, spec)
   }
 
   pullFrom(queue: EventQueue<StreamEvent<any, any>>): Pull {
-    return this.transactions ? this.transactions.pullFrom(queue) : () => queue.take()
+    return this.rooms.transactions ? this.rooms.transactions.pullFrom(queue) : () => queue.take()
   }
 
   handBack(event: StreamEvent<any, any>): void {
-    this.transactions?.handBack(event)
+    this.rooms.transactions?.handBack(event)
   }
 
   eventIn(agent: string, event: StreamEvent<any, any>): void {
-    this.conductor.eventIn(agent, event)
+    this.rooms.conductor.eventIn(agent, event)
   }
 
   forward(
@@ -389,15 +307,15 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
     value: unknown,
     event: StreamEvent<any, any>,
   ): Promise<void> {
-    return this.outbox.forward(target, key, value, event)
+    return this.rooms.outbox.forward(target, key, value, event)
   }
 
   yielded(agent: Agent<any, any, any>, ctx: ActorContext, value: unknown): Promise<void> {
-    return this.outbox.yielded(agent, ctx, value)
+    return this.rooms.outbox.yielded(agent, ctx, value)
   }
 
   deadLetter(event: StreamEvent<any, any>, err: unknown, agent: Agent<any, any, any>): Promise<void> {
-    return this.deadLetters.deadLetter(event, err, agent)
+    return this.rooms.deadLetters.deadLetter(event, err, agent)
   }
 
   skipped(agent: Agent<any, any, any>, event: StreamEvent<any, any>, err: unknown): void {
@@ -414,11 +332,11 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
     message: Message<any, any>,
     wait: boolean,
   ): Promise<RecordMetadata | undefined> {
-    return this.outbox.sendTo(target, message, wait)
+    return this.rooms.outbox.sendTo(target, message, wait)
   }
 
   ask(agent: Agent<any, any, any>, message: Message<any, any>, timeoutMs: number): Promise<unknown> {
-    return this.requests.ask(agent, message, timeoutMs)
+    return this.rooms.requests.ask(agent, message, timeoutMs)
   }
 
   tableState<K, V>(table: Table<K, V>): TableState<K, V> {
@@ -431,14 +349,14 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
 
   /** Nothing queued, in progress, being committed or being run by a timer. */
   idle(): boolean {
-    if (this.committer.busy || this.jobs.busy) return false
+    if (this.rooms.committer.busy || this.rooms.jobs.busy) return false
     for (const rt of this.agents.values()) if (!rt.idle()) return false
     return true
   }
 
   /** Topic-partitions assigned to this worker (the web server's `/topics`). */
   assignment(): TopicPartition[] {
-    return this.partitions.assignment()
+    return this.rooms.partitions.assignment()
   }
 
   /** Events waiting in an agent's queues (the web server's `/agents`). */
