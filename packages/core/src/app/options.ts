@@ -36,7 +36,7 @@ export interface AppOptions {
   commitEvery?: number
   /** Partitions of topics Mephisto creates when none are given. Default 8. */
   topicPartitions?: number
-  /** Replication factor of topics Mephisto creates. Default: the broker's default. */
+  /** Replication factor of topics Mephisto creates. Default 1. */
   topicReplicas?: number
   /** Events buffered per agent before the consumer waits. Default 1000. */
   maxBufferedEvents?: number

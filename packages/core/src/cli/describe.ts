@@ -122,7 +122,7 @@ export function topicSpec(app: App, name: string): TopicSpec | undefined {
   if (!t) return undefined
   const o = t.options
   const spec: TopicSpec = { name, partitions: o.partitions ?? app.topicPartitions }
-  const replicas = o.replicas ?? app.options.topicReplicas
+  const replicas = o.replicas ?? app.settings.topicReplicas
   if (replicas !== undefined) spec.replicas = replicas
   if (o.compacted) spec.compacted = true
   if (o.retentionMs !== undefined) spec.retentionMs = o.retentionMs
