@@ -71,10 +71,6 @@ export class DatadogMonitor extends Monitor {
   private readonly timer: NodeJS.Timeout | undefined
   /** Last value sent per count series, to send deltas. */
   private readonly sentCounts = new Map<string, number>()
-  /** `method \0 route \0 status` -> requests. */
-  private readonly httpRequests = new Map<string, number>()
-  /** `source topic \0 dlq topic` -> messages. */
-  private readonly dlqByPair = new Map<string, number>()
   private closed = false
 
   constructor(options: DatadogMonitorOptions = {}) {
@@ -121,6 +117,7 @@ export class DatadogMonitor extends Monitor {
   /** Sends the counts accumulated since the last flush and the current gauges now. */
   flush(): void {
     if (this.closed) return
+    const state = this.state
     const count = (name: string, value: number, tags: string[] = []): void => {
       const key = `${name}|${tags.join(',')}`
       const last = this.sentCounts.get(key) ?? 0
@@ -133,7 +130,7 @@ export class DatadogMonitor extends Monitor {
       this.client.gauge(this.prefix + name, value, this.tags(tags))
     }
 
-    for (const [topic, t] of this.topics) {
+    for (const [topic, t] of state.topics) {
       const tags = [tag('topic', topic)]
       count('messages_received', t.received, tags)
       count('messages_received_bytes', t.receivedBytes, tags)
@@ -151,35 +148,33 @@ export class DatadogMonitor extends Monitor {
         }
       }
     }
-    gauge('messages_active', this.messagesActive)
-    gauge('sends_in_flight', this.sendsInFlight)
-    for (const [stream, s] of this.streams) {
+    gauge('messages_active', state.messagesActive)
+    gauge('sends_in_flight', state.sendsInFlight)
+    for (const [stream, s] of state.streams) {
       count('events', s.total, [tag('stream', stream)])
       gauge('events_active', s.active, [tag('stream', stream)])
     }
-    for (const [stream, n] of this.skipsByStream) count('skipped_events', n, [tag('stream', stream)])
-    for (const [table, t] of this.tables) {
+    for (const [stream, n] of state.skipsByStream) count('skipped_events', n, [tag('stream', stream)])
+    for (const [table, t] of state.tables) {
       const tags = [tag('table', table)]
       count('table_gets', t.gets, tags)
       count('table_sets', t.sets, tags)
       count('table_deletes', t.deletes, tags)
       count('table_late_events', t.lateEvents, tags)
     }
-    count('commits', this.commitsTotal)
-    count('assignments', this.assignmentsCompleted)
-    count('assignment_errors', this.assignmentErrors)
-    count('rebalances', this.rebalancesTotal)
-    count('worker_restarts', this.restartsTotal)
-    gauge('rebalance_in_progress', this.rebalancesActive > 0 ? 1 : 0)
-    for (const [key, n] of this.httpRequests) {
-      const [method = '', route = '', status = ''] = key.split('\u0000')
-      count('http_requests', n, [tag('method', method), tag('route', route), tag('status', status)])
+    count('commits', state.commitsTotal)
+    count('assignments', state.assignmentsCompleted)
+    count('assignment_errors', state.assignmentErrors)
+    count('rebalances', state.rebalancesTotal)
+    count('worker_restarts', state.restartsTotal)
+    gauge('rebalance_in_progress', state.rebalancesActive > 0 ? 1 : 0)
+    for (const { method, route, status, total } of state.webRequestCounts.values()) {
+      count('http_requests', total, [tag('method', method), tag('route', route), tag('status', status)])
     }
-    for (const [key, n] of this.dlqByPair) {
-      const [topic = '', dlq = ''] = key.split('\u0000')
-      count('dlq_messages', n, [tag('topic', topic), tag('dlq_topic', dlq)])
+    for (const { topic, dlqTopic, total } of state.dlqMessageCounts.values()) {
+      count('dlq_messages', total, [tag('topic', topic), tag('dlq_topic', dlqTopic)])
     }
-    for (const [table, parts] of this.recovery) {
+    for (const [table, parts] of state.recovery) {
       for (const [partition, p] of parts) {
         const tags = [tag('table', table), tag('partition', partition)]
         gauge('table_recovery_records_replayed', p.done, tags)
@@ -199,12 +194,6 @@ export class DatadogMonitor extends Monitor {
     this.flush()
     this.closed = true
     if (this.ownsClient) await new Promise<void>((resolve) => this.client.close(() => resolve()))
-  }
-
-  override reset(): void {
-    super.reset()
-    this.httpRequests.clear()
-    this.dlqByPair.clear()
   }
 
   override onStreamEventOut(event: StreamEventInfo, state: unknown): void {
@@ -243,15 +232,7 @@ export class DatadogMonitor extends Monitor {
 
   override onWebRequest(method: string, path: string, status: number, ms: number): void {
     super.onWebRequest(method, path, status, ms)
-    const key = `${method}\u0000${path}\u0000${status}`
-    this.httpRequests.set(key, (this.httpRequests.get(key) ?? 0) + 1)
     this.timing('http_request_latency', ms, [tag('route', path)])
-  }
-
-  override onDlq(source: TopicPartition & { offset: number }, dlqTopic: string, reason: string): void {
-    super.onDlq(source, dlqTopic, reason)
-    const key = `${source.topic}\u0000${dlqTopic}`
-    this.dlqByPair.set(key, (this.dlqByPair.get(key) ?? 0) + 1)
   }
 
   private timing(name: string, ms: number, tags: string[] = [], sampleRate = 1): void {

@@ -59,10 +59,6 @@ export class PrometheusMonitor extends Monitor implements WebRoutes {
   private readonly httpDuration: Histogram<string>
   /** Everything registered here, to reset on {@link reset} without touching other metrics of a shared registry. */
   private readonly owned: { reset(): void }[] = []
-  /** `method \0 route \0 status` -> requests. */
-  private readonly httpRequests = new Map<string, number>()
-  /** `source topic \0 dlq topic` -> messages. */
-  private readonly dlqByPair = new Map<string, number>()
 
   constructor(options: PrometheusMonitorOptions = {}) {
     super({ ...options, eventTimingsPerSec: options.eventTimingsPerSec ?? Number.POSITIVE_INFINITY })
@@ -73,14 +69,14 @@ export class PrometheusMonitor extends Monitor implements WebRoutes {
 
     // Counters and gauges: recomputed from the monitor's counts on each scrape.
     this.counter('messages_received_total', 'Messages received from the broker', ['topic'], (set) => {
-      for (const [topic, t] of this.topics) if (t.received > 0) set({ topic }, t.received)
+      for (const [topic, t] of this.state.topics) if (t.received > 0) set({ topic }, t.received)
     })
     this.counter(
       'messages_received_bytes_total',
       'Bytes (key + value) of messages received',
       ['topic'],
       (set) => {
-        for (const [topic, t] of this.topics) if (t.received > 0) set({ topic }, t.receivedBytes)
+        for (const [topic, t] of this.state.topics) if (t.received > 0) set({ topic }, t.receivedBytes)
       },
     )
     this.counter(
@@ -88,7 +84,7 @@ export class PrometheusMonitor extends Monitor implements WebRoutes {
       'Messages handed to the producer, successful or not',
       ['topic'],
       (set) => {
-        for (const [topic, t] of this.topics) if (t.sent > 0) set({ topic }, t.sent)
+        for (const [topic, t] of this.state.topics) if (t.sent > 0) set({ topic }, t.sent)
       },
     )
     this.counter(
@@ -96,66 +92,66 @@ export class PrometheusMonitor extends Monitor implements WebRoutes {
       'Value bytes of messages handed to the producer',
       ['topic'],
       (set) => {
-        for (const [topic, t] of this.topics) if (t.sent > 0) set({ topic }, t.sentBytes)
+        for (const [topic, t] of this.state.topics) if (t.sent > 0) set({ topic }, t.sentBytes)
       },
     )
     this.counter('send_errors_total', 'Sends the producer failed', ['topic'], (set) => {
-      for (const [topic, t] of this.topics) if (t.sent > 0 || t.sendErrors > 0) set({ topic }, t.sendErrors)
+      for (const [topic, t] of this.state.topics)
+        if (t.sent > 0 || t.sendErrors > 0) set({ topic }, t.sendErrors)
     })
     this.gauge('messages_active', 'Messages received and not yet fully processed', [], (set) => {
-      set({}, this.messagesActive)
+      set({}, this.state.messagesActive)
     })
     this.gauge('sends_in_flight', 'Sends initiated and neither acknowledged nor failed yet', [], (set) => {
-      set({}, this.sendsInFlight)
+      set({}, this.state.sendsInFlight)
     })
     this.counter('events_total', 'Events that entered an agent (stream)', ['stream'], (set) => {
-      for (const [stream, s] of this.streams) set({ stream }, s.total)
+      for (const [stream, s] of this.state.streams) set({ stream }, s.total)
     })
     this.gauge('events_active', 'Events in an agent not yet acknowledged', ['stream'], (set) => {
-      for (const [stream, s] of this.streams) set({ stream }, s.active)
+      for (const [stream, s] of this.state.streams) set({ stream }, s.active)
     })
     this.counter('skipped_events_total', "Events an agent's onError dropped ('skip')", ['stream'], (set) => {
-      for (const [stream, n] of this.skipsByStream) set({ stream }, n)
+      for (const [stream, n] of this.state.skipsByStream) set({ stream }, n)
     })
     this.counter('table_gets_total', 'Table reads', ['table'], (set) => {
-      for (const [table, t] of this.tables) set({ table }, t.gets)
+      for (const [table, t] of this.state.tables) set({ table }, t.gets)
     })
     this.counter('table_sets_total', 'Table writes', ['table'], (set) => {
-      for (const [table, t] of this.tables) set({ table }, t.sets)
+      for (const [table, t] of this.state.tables) set({ table }, t.sets)
     })
     this.counter('table_deletes_total', 'Table deletes', ['table'], (set) => {
-      for (const [table, t] of this.tables) set({ table }, t.deletes)
+      for (const [table, t] of this.state.tables) set({ table }, t.deletes)
     })
     this.counter('table_late_events_total', 'Events for a window already closed', ['table'], (set) => {
-      for (const [table, t] of this.tables) set({ table }, t.lateEvents)
+      for (const [table, t] of this.state.tables) set({ table }, t.lateEvents)
     })
-    this.counter('commits_total', 'Offset commits completed', [], (set) => set({}, this.commitsTotal))
+    this.counter('commits_total', 'Offset commits completed', [], (set) => set({}, this.state.commitsTotal))
     this.counter('assignments_total', 'Partition assignments completed (tables recovered)', [], (set) =>
-      set({}, this.assignmentsCompleted),
+      set({}, this.state.assignmentsCompleted),
     )
     this.counter('assignment_errors_total', 'Partition assignments that failed', [], (set) =>
-      set({}, this.assignmentErrors),
+      set({}, this.state.assignmentErrors),
     )
     this.counter('rebalances_total', 'Rebalances started (partitions revoked)', [], (set) =>
-      set({}, this.rebalancesTotal),
+      set({}, this.state.rebalancesTotal),
     )
     this.gauge('rebalance_in_progress', '1 while a rebalance is in progress', [], (set) =>
-      set({}, this.rebalancesActive > 0 ? 1 : 0),
+      set({}, this.state.rebalancesActive > 0 ? 1 : 0),
     )
     this.counter(
       'worker_restarts_total',
       'In-process worker restarts after a failed transaction or flush',
       [],
-      (set) => set({}, this.restartsTotal),
+      (set) => set({}, this.state.restartsTotal),
     )
     this.counter(
       'http_requests_total',
       'Requests the worker web server answered',
       ['method', 'route', 'status'],
       (set) => {
-        for (const [key, n] of this.httpRequests) {
-          const [method = '', route = '', status = ''] = key.split('\u0000')
-          set({ method, route, status }, n)
+        for (const { method, route, status, total } of this.state.webRequestCounts.values()) {
+          set({ method, route, status: String(status) }, total)
         }
       },
     )
@@ -164,9 +160,8 @@ export class PrometheusMonitor extends Monitor implements WebRoutes {
       'Messages sent to a dead-letter topic',
       ['topic', 'dlq_topic'],
       (set) => {
-        for (const [key, n] of this.dlqByPair) {
-          const [topic = '', dlq = ''] = key.split('\u0000')
-          set({ topic, dlq_topic: dlq }, n)
+        for (const { topic, dlqTopic, total } of this.state.dlqMessageCounts.values()) {
+          set({ topic, dlq_topic: dlqTopic }, total)
         }
       },
     )
@@ -176,7 +171,7 @@ export class PrometheusMonitor extends Monitor implements WebRoutes {
       pick: (o: { read: number; committed: number; end: number }) => number,
     ): void => {
       this.gauge(name, help, ['topic', 'partition'], (set) => {
-        for (const [topic, t] of this.topics) {
+        for (const [topic, t] of this.state.topics) {
           for (const [partition, o] of t.partitions) {
             const v = pick(o)
             // -1 means "not known yet": leave the series out rather than report a fake offset.
@@ -200,7 +195,7 @@ export class PrometheusMonitor extends Monitor implements WebRoutes {
       'Changelog records replayed so far, per table partition',
       ['table', 'partition'],
       (set) => {
-        for (const [table, parts] of this.recovery) {
+        for (const [table, parts] of this.state.recovery) {
           for (const [partition, p] of parts) set({ table, partition: String(partition) }, p.done)
         }
       },
@@ -210,7 +205,7 @@ export class PrometheusMonitor extends Monitor implements WebRoutes {
       'Changelog records to replay, per table partition',
       ['table', 'partition'],
       (set) => {
-        for (const [table, parts] of this.recovery) {
+        for (const [table, parts] of this.state.recovery) {
           for (const [partition, p] of parts) set({ table, partition: String(partition) }, p.total)
         }
       },
@@ -300,8 +295,6 @@ export class PrometheusMonitor extends Monitor implements WebRoutes {
 
   override reset(): void {
     super.reset()
-    this.httpRequests.clear()
-    this.dlqByPair.clear()
     for (const metric of this.owned) metric.reset()
   }
 
@@ -340,15 +333,7 @@ export class PrometheusMonitor extends Monitor implements WebRoutes {
 
   override onWebRequest(method: string, path: string, status: number, ms: number): void {
     super.onWebRequest(method, path, status, ms)
-    const key = `${method}\u0000${path}\u0000${status}`
-    this.httpRequests.set(key, (this.httpRequests.get(key) ?? 0) + 1)
     this.httpDuration.observe({ route: path }, ms / 1000)
-  }
-
-  override onDlq(source: TopicPartition & { offset: number }, dlqTopic: string, reason: string): void {
-    super.onDlq(source, dlqTopic, reason)
-    const key = `${source.topic}\u0000${dlqTopic}`
-    this.dlqByPair.set(key, (this.dlqByPair.get(key) ?? 0) + 1)
   }
 
   private counter(

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { LatencySeries, Monitor, type MonitorSnapshot, RateCounter } from './monitor.js'
+import { LatencySeries } from './latencySeries.js'
+import { Monitor } from './monitor.js'
+import type { MonitorSnapshot } from './monitorSnapshot.js'
+import { RateCounter } from './rateCounter.js'
 import type { StreamEventInfo } from './sensor.js'
 import { SensorSet } from './sensorSet.js'
 
@@ -395,6 +398,57 @@ describe('Monitor', () => {
     c.advance(500)
     m.reset()
     expect(m.snapshot()).toEqual(empty)
+  })
+
+  it('reset() also restarts the event timing: afterwards it times the events a new monitor would', () => {
+    const c = clock()
+    const m = new Monitor({ now: c.now, eventTimingsPerSec: 10 })
+    // Many events in no time: counted towards the next rate estimate, which never came.
+    for (let i = 0; i < 1000; i++) m.onStreamEventOut(ev('count'), m.onStreamEventIn(ev('count')))
+    m.reset()
+    const fresh = new Monitor({ now: c.now, eventTimingsPerSec: 10 })
+    // 100 ms later, 10 events: the first estimate (1 event in 100 ms) is 10 a second, so all are timed.
+    c.advance(100)
+    for (const monitor of [m, fresh]) {
+      for (let i = 0; i < 10; i++) {
+        const state = monitor.onStreamEventIn(ev('count'))
+        c.advance(1)
+        monitor.onStreamEventOut(ev('count'), state)
+        c.advance(-1)
+      }
+    }
+    expect(fresh.snapshot().events.runtime.count).toBe(10)
+    expect(m.snapshot().events.runtime).toEqual(fresh.snapshot().events.runtime)
+  })
+
+  it('counts web requests by method, route and status, and dead letters by source and dlq topic', () => {
+    const m = new Monitor()
+    m.onWebRequest('GET', '/stats', 200, 2)
+    m.onWebRequest('GET', '/tables/:name/:key', 404, 1)
+    m.onWebRequest('GET', '/stats', 200, 4)
+    m.onWebRequest('POST', '/stats', 200, 1)
+    m.onDlq({ topic: 'hits', partition: 0, offset: 1 }, 'app-hits-dlq', 'decode')
+    m.onDlq({ topic: 'clicks', partition: 0, offset: 2 }, 'shared-dlq', 'agent')
+    m.onDlq({ topic: 'hits', partition: 1, offset: 9 }, 'app-hits-dlq', 'agent')
+    m.onDlq({ topic: 'hits', partition: 1, offset: 10 }, 'shared-dlq', 'agent')
+
+    const s = m.snapshot()
+    expect(s.webRequests).toEqual([
+      { method: 'GET', route: '/stats', status: 200, total: 2 },
+      { method: 'GET', route: '/tables/:name/:key', status: 404, total: 1 },
+      { method: 'POST', route: '/stats', status: 200, total: 1 },
+    ])
+    expect(s.dlqMessages).toEqual([
+      { topic: 'hits', dlqTopic: 'app-hits-dlq', total: 2 },
+      { topic: 'clicks', dlqTopic: 'shared-dlq', total: 1 },
+      { topic: 'hits', dlqTopic: 'shared-dlq', total: 1 },
+    ])
+    // A copy: changing the snapshot changes no count.
+    s.webRequests[0]!.total = 99
+    expect(m.snapshot().webRequests[0]?.total).toBe(2)
+    m.reset()
+    expect(m.snapshot().webRequests).toEqual([])
+    expect(m.snapshot().dlqMessages).toEqual([])
   })
 
   it('produces a JSON-serialisable snapshot, including awkward topic names', () => {

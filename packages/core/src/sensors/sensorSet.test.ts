@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { Sensor, StreamEventInfo } from './sensor.js'
+import { HOOK_NAMES, hookShape } from './sensorHooks.js'
 import { type SensorErrorHandler, type SensorHook, SensorSet } from './sensorSet.js'
 
 const tp = { topic: 'hits', partition: 0 }
@@ -290,5 +291,41 @@ describe('SensorSet', () => {
     set.onLateEvent('t')
 
     expect(calls).toEqual(hooks)
+  })
+
+  it('calls every hook of the hook list with exactly its arguments, and a closing hook with its state', () => {
+    const calls: [string, unknown[]][] = []
+    const sensor = Object.fromEntries(
+      HOOK_NAMES.map((hook) => [
+        hook,
+        (...args: unknown[]) => {
+          calls.push([hook, args])
+          return `${hook} state`
+        },
+      ]),
+    ) as Sensor
+    const set = new SensorSet({ sensors: [sensor] }) as unknown as Record<
+      SensorHook,
+      (...args: unknown[]) => unknown
+    >
+    const expected: [string, unknown[]][] = []
+    for (const hook of HOOK_NAMES) {
+      const { params, closes, stateAt } = hookShape(hook)
+      const args = Array.from({ length: params }, (_, i) => `${hook} ${i}`)
+      if (closes === undefined || stateAt === undefined) {
+        set[hook](...args)
+        expected.push([hook, args])
+        continue
+      }
+      const opening = Array.from({ length: hookShape(closes).params }, (_, i) => `${closes} ${i}`)
+      const states = set[closes](...opening)
+      set[hook](...args.map((arg, i) => (i === stateAt ? states : arg)))
+      expected.push(
+        [closes, opening],
+        [hook, args.map((arg, i) => (i === stateAt ? `${closes} state` : arg))],
+      )
+    }
+    expect(calls).toEqual(expected)
+    expect(calls.filter(([hook]) => hook === 'onWorkerRestart')).toHaveLength(1)
   })
 })

@@ -1,16 +1,12 @@
-import type { TopicPartition } from '../transport/transport.js'
-import type { Sensor, StreamEventInfo } from './sensor.js'
+// The app's sensors: which are in the set, which hooks each implements, and what happens when one
+// throws. The calls themselves are fanOut.ts's, built per hook from the hook list; this file writes
+// no hook out by hand, so a hook added to Sensor needs no change here.
+import { type FanOutHost, fanOutBase } from './fanOut.js'
+import type { Sensor } from './sensor.js'
+import { closersOf, HOOK_NAMES, type SensorHook } from './sensorHooks.js'
 
-/** The name of one {@link Sensor} hook. */
-export type SensorHook = keyof Sensor
-
-declare const sensorStatesBrand: unique symbol
-
-/**
- * What a {@link SensorSet} `...Initiated`/`...Start` hook returns: one state per sensor. Opaque: hand
- * it back unchanged to the matching `...Completed`/`...End`/`...Error` hook of the same set.
- */
-export type SensorStates = readonly unknown[] & { readonly [sensorStatesBrand]: true }
+export type { SensorStates } from './fanOut.js'
+export type { SensorHook } from './sensorHooks.js'
 
 /** Called whenever a sensor throws; the runtime carries on either way. */
 export type SensorErrorHandler = (error: unknown, sensor: Sensor, hook: SensorHook) => void
@@ -25,60 +21,24 @@ export interface SensorSetOptions {
   onSensorError?: SensorErrorHandler
 }
 
-/**
- * The hooks that open a measurement, with the hooks that close it. A sensor that implements only a
- * closing hook must still get it, so it is listed under the opening hook too (with no state).
- */
-const PAIRS: Partial<Record<SensorHook, readonly SensorHook[]>> = {
-  onStreamEventIn: ['onStreamEventOut'],
-  onCommitInitiated: ['onCommitCompleted'],
-  onSendInitiated: ['onSendCompleted', 'onSendError'],
-  onAssignmentStart: ['onAssignmentCompleted', 'onAssignmentError'],
-  onRebalanceStart: ['onRebalanceEnd'],
-}
-
-// Shared so that a paired hook with no sensors allocates nothing.
-const NO_STATES = Object.freeze([]) as unknown as SensorStates
-
-type HookLists = { readonly [K in SensorHook]: readonly Sensor[] }
-
-/**
- * One list per hook. Written as a literal, not built in a loop: V8 turns an object that gains many
- * properties through computed keys into a slow dictionary, and this object is read on every hook call.
- * The return type makes a hook added to `Sensor` but missing here a compile error.
- */
-function emptyLists(): Record<SensorHook, Sensor[]> {
-  return {
-    onMessageIn: [],
-    onStreamEventIn: [],
-    onStreamEventOut: [],
-    onMessageOut: [],
-    onTableGet: [],
-    onTableSet: [],
-    onTableDelete: [],
-    onCommitInitiated: [],
-    onCommitCompleted: [],
-    onSendInitiated: [],
-    onSendCompleted: [],
-    onSendError: [],
-    onAssignmentStart: [],
-    onAssignmentCompleted: [],
-    onAssignmentError: [],
-    onRebalanceStart: [],
-    onRebalanceEnd: [],
-    onWebRequest: [],
-    onDlq: [],
-    onSkip: [],
-    onRecoveryProgress: [],
-    onOffsets: [],
-    onLateEvent: [],
-    onWorkerRestart: [],
-  }
-}
-const HOOK_NAMES = Object.keys(emptyLists()) as SensorHook[]
-
 function implementsHook(sensor: Sensor, hook: SensorHook): boolean {
   return typeof sensor[hook] === 'function'
+}
+
+/**
+ * Per hook, the sensors to call: those implementing the hook and, for a hook that opens a
+ * measurement, those implementing only a closing hook (they must be in the states the opening hook
+ * returns, with no state of their own). Made by `Object.fromEntries`, whose object V8 keeps in fast
+ * mode; adding the keys one at a time can make it a dictionary, slower to read on every hook call
+ * (a `for...of` loop adding these 24 did, by `%HasFastProperties`).
+ */
+function listsOf(sensors: readonly Sensor[]): FanOutHost['lists'] {
+  return Object.fromEntries(
+    HOOK_NAMES.map((hook) => {
+      const hooks = [hook, ...closersOf(hook)]
+      return [hook, sensors.filter((sensor) => hooks.some((h) => implementsHook(sensor, h)))]
+    }),
+  ) as unknown as FanOutHost['lists']
 }
 
 /**
@@ -88,20 +48,22 @@ function implementsHook(sensor: Sensor, hook: SensorHook): boolean {
  *
  * Hooks run on the hot path, so the set keeps, per hook, the list of sensors implementing it (rebuilt
  * on {@link add}/{@link remove}): a hook no sensor implements costs one property read and an empty loop.
- * A sensor's hooks are therefore looked up when it is added; add it again after changing them.
+ * Which hooks a sensor has is therefore read when it is added; add it again after changing them.
  *
  * Paired hooks (`onStreamEventIn`/`onStreamEventOut`, `onCommitInitiated`/`onCommitCompleted`, ...):
  * the opening hook returns {@link SensorStates}, which the closing hook takes back and splits out to
  * each sensor. The states remember their sensors, so a sensor removed in between still gets its
  * closing call and its in-flight counts stay balanced.
  */
-export class SensorSet implements Required<Sensor> {
+export class SensorSet extends fanOutBase() implements Required<Sensor> {
   private readonly sensors = new Set<Sensor>()
-  private lists: HookLists = emptyLists()
+  /** Per hook, the sensors to call. Read by the fan-out functions (fanOut.ts), hence not private. */
+  protected lists: FanOutHost['lists'] = listsOf([])
   private readonly onSensorError: SensorErrorHandler
   private readonly warned = new WeakMap<Sensor, Set<SensorHook>>()
 
   constructor(options: SensorSetOptions = {}) {
+    super()
     this.onSensorError =
       options.onSensorError ?? ((error, sensor, hook) => this.warnOnce(error, sensor, hook))
     for (const sensor of options.sensors ?? []) this.sensors.add(sensor)
@@ -137,20 +99,12 @@ export class SensorSet implements Required<Sensor> {
   }
 
   private rebuild(): void {
-    const lists = emptyLists()
-    for (const sensor of this.sensors) {
-      for (const hook of HOOK_NAMES) {
-        const closers = PAIRS[hook]
-        if (implementsHook(sensor, hook) || closers?.some((closer) => implementsHook(sensor, closer))) {
-          lists[hook].push(sensor)
-        }
-      }
-    }
     // Swapped, never mutated: a fan-out loop in progress keeps iterating the list it started with.
-    this.lists = lists
+    this.lists = listsOf([...this.sensors])
   }
 
-  private failed(error: unknown, sensor: Sensor, hook: SensorHook): void {
+  /** Reports a sensor's error. Called by the fan-out functions (fanOut.ts), hence not private. */
+  protected failed(error: unknown, sensor: Sensor, hook: SensorHook): void {
     try {
       this.onSensorError(error, sensor, hook)
     } catch {
@@ -169,283 +123,5 @@ export class SensorSet implements Required<Sensor> {
       `[mephisto] ${name}.${hook} threw; ignoring it (further errors from it are not logged):`,
       error,
     )
-  }
-
-  onMessageIn(tp: TopicPartition, offset: number, bytes: number): void {
-    for (const sensor of this.lists.onMessageIn) {
-      try {
-        sensor.onMessageIn?.(tp, offset, bytes)
-      } catch (error) {
-        this.failed(error, sensor, 'onMessageIn')
-      }
-    }
-  }
-
-  onStreamEventIn(event: StreamEventInfo): SensorStates {
-    const sensors = this.lists.onStreamEventIn
-    if (sensors.length === 0) return NO_STATES
-    // Flat [sensor, state, sensor, state, ...]: one allocation per event, whatever the sensor count.
-    const states: unknown[] = []
-    for (const sensor of sensors) {
-      let state: unknown
-      try {
-        state = sensor.onStreamEventIn?.(event)
-      } catch (error) {
-        this.failed(error, sensor, 'onStreamEventIn')
-      }
-      states.push(sensor, state)
-    }
-    return states as unknown as SensorStates
-  }
-
-  onStreamEventOut(event: StreamEventInfo, states: SensorStates): void {
-    for (let i = 0; i < states.length; i += 2) {
-      const sensor = states[i] as Sensor
-      try {
-        sensor.onStreamEventOut?.(event, states[i + 1])
-      } catch (error) {
-        this.failed(error, sensor, 'onStreamEventOut')
-      }
-    }
-  }
-
-  onMessageOut(tp: TopicPartition, offset: number): void {
-    for (const sensor of this.lists.onMessageOut) {
-      try {
-        sensor.onMessageOut?.(tp, offset)
-      } catch (error) {
-        this.failed(error, sensor, 'onMessageOut')
-      }
-    }
-  }
-
-  onTableGet(table: string, key: unknown): void {
-    for (const sensor of this.lists.onTableGet) {
-      try {
-        sensor.onTableGet?.(table, key)
-      } catch (error) {
-        this.failed(error, sensor, 'onTableGet')
-      }
-    }
-  }
-
-  onTableSet(table: string, key: unknown, value: unknown): void {
-    for (const sensor of this.lists.onTableSet) {
-      try {
-        sensor.onTableSet?.(table, key, value)
-      } catch (error) {
-        this.failed(error, sensor, 'onTableSet')
-      }
-    }
-  }
-
-  onTableDelete(table: string, key: unknown): void {
-    for (const sensor of this.lists.onTableDelete) {
-      try {
-        sensor.onTableDelete?.(table, key)
-      } catch (error) {
-        this.failed(error, sensor, 'onTableDelete')
-      }
-    }
-  }
-
-  onCommitInitiated(): SensorStates {
-    const sensors = this.lists.onCommitInitiated
-    if (sensors.length === 0) return NO_STATES
-    const states: unknown[] = []
-    for (const sensor of sensors) {
-      let state: unknown
-      try {
-        state = sensor.onCommitInitiated?.()
-      } catch (error) {
-        this.failed(error, sensor, 'onCommitInitiated')
-      }
-      states.push(sensor, state)
-    }
-    return states as unknown as SensorStates
-  }
-
-  onCommitCompleted(states: SensorStates, offsets: readonly (TopicPartition & { offset: number })[]): void {
-    for (let i = 0; i < states.length; i += 2) {
-      const sensor = states[i] as Sensor
-      try {
-        sensor.onCommitCompleted?.(states[i + 1], offsets)
-      } catch (error) {
-        this.failed(error, sensor, 'onCommitCompleted')
-      }
-    }
-  }
-
-  onSendInitiated(topic: string, bytes: number): SensorStates {
-    const sensors = this.lists.onSendInitiated
-    if (sensors.length === 0) return NO_STATES
-    const states: unknown[] = []
-    for (const sensor of sensors) {
-      let state: unknown
-      try {
-        state = sensor.onSendInitiated?.(topic, bytes)
-      } catch (error) {
-        this.failed(error, sensor, 'onSendInitiated')
-      }
-      states.push(sensor, state)
-    }
-    return states as unknown as SensorStates
-  }
-
-  onSendCompleted(states: SensorStates, topic: string): void {
-    for (let i = 0; i < states.length; i += 2) {
-      const sensor = states[i] as Sensor
-      try {
-        sensor.onSendCompleted?.(states[i + 1], topic)
-      } catch (error) {
-        this.failed(error, sensor, 'onSendCompleted')
-      }
-    }
-  }
-
-  onSendError(states: SensorStates, topic: string, error: unknown): void {
-    for (let i = 0; i < states.length; i += 2) {
-      const sensor = states[i] as Sensor
-      try {
-        sensor.onSendError?.(states[i + 1], topic, error)
-      } catch (thrown) {
-        this.failed(thrown, sensor, 'onSendError')
-      }
-    }
-  }
-
-  onAssignmentStart(partitions: readonly TopicPartition[]): SensorStates {
-    const sensors = this.lists.onAssignmentStart
-    if (sensors.length === 0) return NO_STATES
-    const states: unknown[] = []
-    for (const sensor of sensors) {
-      let state: unknown
-      try {
-        state = sensor.onAssignmentStart?.(partitions)
-      } catch (error) {
-        this.failed(error, sensor, 'onAssignmentStart')
-      }
-      states.push(sensor, state)
-    }
-    return states as unknown as SensorStates
-  }
-
-  onAssignmentCompleted(states: SensorStates, partitions: readonly TopicPartition[]): void {
-    for (let i = 0; i < states.length; i += 2) {
-      const sensor = states[i] as Sensor
-      try {
-        sensor.onAssignmentCompleted?.(states[i + 1], partitions)
-      } catch (error) {
-        this.failed(error, sensor, 'onAssignmentCompleted')
-      }
-    }
-  }
-
-  onAssignmentError(states: SensorStates, error: unknown): void {
-    for (let i = 0; i < states.length; i += 2) {
-      const sensor = states[i] as Sensor
-      try {
-        sensor.onAssignmentError?.(states[i + 1], error)
-      } catch (thrown) {
-        this.failed(thrown, sensor, 'onAssignmentError')
-      }
-    }
-  }
-
-  onRebalanceStart(revoked: readonly TopicPartition[]): SensorStates {
-    const sensors = this.lists.onRebalanceStart
-    if (sensors.length === 0) return NO_STATES
-    const states: unknown[] = []
-    for (const sensor of sensors) {
-      let state: unknown
-      try {
-        state = sensor.onRebalanceStart?.(revoked)
-      } catch (error) {
-        this.failed(error, sensor, 'onRebalanceStart')
-      }
-      states.push(sensor, state)
-    }
-    return states as unknown as SensorStates
-  }
-
-  onRebalanceEnd(states: SensorStates): void {
-    for (let i = 0; i < states.length; i += 2) {
-      const sensor = states[i] as Sensor
-      try {
-        sensor.onRebalanceEnd?.(states[i + 1])
-      } catch (error) {
-        this.failed(error, sensor, 'onRebalanceEnd')
-      }
-    }
-  }
-
-  onWebRequest(method: string, path: string, status: number, ms: number): void {
-    for (const sensor of this.lists.onWebRequest) {
-      try {
-        sensor.onWebRequest?.(method, path, status, ms)
-      } catch (error) {
-        this.failed(error, sensor, 'onWebRequest')
-      }
-    }
-  }
-
-  onDlq(source: TopicPartition & { offset: number }, dlqTopic: string, reason: string): void {
-    for (const sensor of this.lists.onDlq) {
-      try {
-        sensor.onDlq?.(source, dlqTopic, reason)
-      } catch (error) {
-        this.failed(error, sensor, 'onDlq')
-      }
-    }
-  }
-
-  onSkip(stream: string, error: unknown): void {
-    for (const sensor of this.lists.onSkip) {
-      try {
-        sensor.onSkip?.(stream, error)
-      } catch (thrown) {
-        this.failed(thrown, sensor, 'onSkip')
-      }
-    }
-  }
-
-  onRecoveryProgress(table: string, partition: number, done: number, total: number): void {
-    for (const sensor of this.lists.onRecoveryProgress) {
-      try {
-        sensor.onRecoveryProgress?.(table, partition, done, total)
-      } catch (error) {
-        this.failed(error, sensor, 'onRecoveryProgress')
-      }
-    }
-  }
-
-  onOffsets(tp: TopicPartition, offsets: { read?: number; committed?: number; end?: number }): void {
-    for (const sensor of this.lists.onOffsets) {
-      try {
-        sensor.onOffsets?.(tp, offsets)
-      } catch (error) {
-        this.failed(error, sensor, 'onOffsets')
-      }
-    }
-  }
-
-  onLateEvent(table: string): void {
-    for (const sensor of this.lists.onLateEvent) {
-      try {
-        sensor.onLateEvent?.(table)
-      } catch (error) {
-        this.failed(error, sensor, 'onLateEvent')
-      }
-    }
-  }
-
-  onWorkerRestart(reason: unknown): void {
-    for (const sensor of this.lists.onWorkerRestart) {
-      try {
-        sensor.onWorkerRestart?.(reason)
-      } catch (error) {
-        this.failed(error, sensor, 'onWorkerRestart')
-      }
-    }
   }
 }
