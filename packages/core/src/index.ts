@@ -1,9 +1,22 @@
+// The public API of @mephisto/core, by audience. Nothing outside this file is public.
+// biome-ignore-all assist/source/organizeImports: the exports are grouped by audience, not sorted
+
+// ---------------------------------------------------------------------------------------------
+// Building apps: the App and what it declares (topics, agents, streams, tables, windows), codecs,
+// timers, pages, errors to branch on, the Monitor behind /stats.
+// ---------------------------------------------------------------------------------------------
 export type { AgentFn, AgentOptions, AskOptions, ErrorAction, ErrorHandler, Sink } from './agents/agent.js'
 export { Agent } from './agents/agent.js'
-export type { AppOptions, KafkaOptions, ProcessingGuarantee, StartOptions } from './app/app.js'
+export type { StartOptions } from './app/app.js'
 export { App } from './app/app.js'
-export type { Clock, TimerHandle } from './base/clock.js'
-export { realClock, sleep } from './base/clock.js'
+export type {
+  AppOptions,
+  AppSettings,
+  KafkaOptions,
+  ProcessingGuarantee,
+  TransportFactory,
+} from './app/options.js'
+export { DEFAULTS } from './app/options.js'
 export type { ErrorCode, MephistoErrorOptions } from './base/errors.js'
 export {
   BrokerError,
@@ -24,10 +37,6 @@ export type { CrontabOptions, TimerOptions } from './base/schedule.js'
 export type { MonitorOptions } from './sensors/monitor.js'
 export { Monitor } from './sensors/monitor.js'
 export type { LatencyStats, MonitorSnapshot, PartitionSnapshot } from './sensors/monitorSnapshot.js'
-export type { Sensor, StreamEventInfo } from './sensors/sensor.js'
-export { SensorSet } from './sensors/sensorSet.js'
-export { memoryStore } from './stores/memoryStore.js'
-export type { Store, StoreWrite, TableStore, TableStoreSpec } from './stores/store.js'
 export { currentEvent } from './streams/context.js'
 export { StreamEvent } from './streams/event.js'
 export type { GroupByOptions } from './streams/stream.js'
@@ -40,9 +49,24 @@ export type { Codec, CodecLike } from './topics/codec.js'
 export { bytes, json, string } from './topics/codec.js'
 export type { Message, TopicOptions } from './topics/topic.js'
 export { Channel, Topic } from './topics/topic.js'
-export { parseKafkaBrokers } from './transport/createTransport.js'
+export type { PageHandler, WebOptions, WebRequest, WebResponse, WebRoutes } from './web/page.js'
+
+// ---------------------------------------------------------------------------------------------
+// Writing plug-ins: stores, sensors and monitors, transports (the contracts, and the two built-in
+// transports to wrap or compare against).
+// ---------------------------------------------------------------------------------------------
+export type { Sensor, StreamEventInfo } from './sensors/sensor.js'
+export type { SensorSetOptions } from './sensors/sensorSet.js'
+export { SensorSet } from './sensors/sensorSet.js'
+export { memoryStore } from './stores/memoryStore.js'
+export type { Store, StoreWrite, TableStore, TableStoreSpec } from './stores/store.js'
+export type { TransportOptions } from './transport/createTransport.js'
+export { createTransport, parseKafkaBrokers } from './transport/createTransport.js'
+export type { KafkaClientOptions, KafkaTransportOptions } from './transport/kafka/kafkaTransport.js'
 export { KafkaTransport } from './transport/kafka/kafkaTransport.js'
+export type { MemoryBrokerOptions } from './transport/memory/memoryBroker.js'
 export { MemoryBroker, memoryBroker } from './transport/memory/memoryBroker.js'
+export type { MemoryTransportOptions } from './transport/memory/memoryTransport.js'
 export { MemoryTransport } from './transport/memory/memoryTransport.js'
 export { defaultPartition, murmur2 } from './transport/partitioner.js'
 export type {
@@ -64,5 +88,12 @@ export type {
   TransportConsumer,
   TransportProducer,
 } from './transport/transport.js'
-export type { PageHandler, WebOptions, WebRequest, WebResponse, WebRoutes } from './web/page.js'
+
+// ---------------------------------------------------------------------------------------------
+// Testing and tools: the clock a harness replaces, the seam the testkit drives an app through,
+// the worker as tools see it.
+// ---------------------------------------------------------------------------------------------
+export type { AppTestingSeam } from './app/testing.js'
+export type { Clock, TimerHandle } from './base/clock.js'
+export { realClock, sleep } from './base/clock.js'
 export type { Worker, WorkerState } from './worker/worker.js'
