@@ -177,8 +177,12 @@ export async function hitCounterKafkaBench(
   if (stale.length) await admin.deleteTopics({ topics: stale })
   await admin.disconnect()
   const id = `bench-hits-${Date.now().toString(36)}`
-  const { app, counts } = createHitCounter({ broker: brokers, id, processingGuarantee: guarantee })
-  Object.assign(app.options, { web: false })
+  const { app, counts } = createHitCounter({
+    broker: brokers,
+    id,
+    processingGuarantee: guarantee,
+    app: { web: false },
+  })
   await app.start()
   const started = performance.now()
   const produced = await produceHits({ broker: brokers, count: n, users: 100 })

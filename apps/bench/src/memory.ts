@@ -63,8 +63,11 @@ export async function memoryBench(events: number, users = 1000): Promise<MemoryB
   // Mephisto: the hit counter app as users write it, started on a pre-filled broker.
   const broker = new MemoryBroker({ name: 'bench-mephisto' })
   fill(broker, hits)
-  const { app, counts } = createHitCounter({ broker: 'memory://', id: 'bench-hit-counter' })
-  Object.assign(app.options, { logger: 'warn' })
+  const { app, counts } = createHitCounter({
+    broker: 'memory://',
+    id: 'bench-hit-counter',
+    app: { logger: 'warn' },
+  })
   const t1 = performance.now()
   await app.start({ transport: new MemoryTransport(broker) })
   let total = 0

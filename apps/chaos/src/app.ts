@@ -3,16 +3,14 @@
 // for the dead member before it hands its partitions on: the dominant part of the time to
 // recover, and the setting to tune in production (lower is faster failover, higher tolerates
 // longer pauses).
-import type { AppOptions } from '@mephisto/core'
 import { createHitCounter } from '@mephisto/hit-counter-worker'
 
 export const SESSION_TIMEOUT_MS = 10_000
 
 export function chaosHitCounter() {
-  const counter = createHitCounter()
-  ;(counter.app.options as AppOptions).kafka = {
-    consumer: { sessionTimeout: SESSION_TIMEOUT_MS, heartbeatInterval: 1_000 },
-  }
+  const counter = createHitCounter({
+    app: { kafka: { consumer: { sessionTimeout: SESSION_TIMEOUT_MS, heartbeatInterval: 1_000 } } },
+  })
   return counter
 }
 

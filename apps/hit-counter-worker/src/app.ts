@@ -1,4 +1,4 @@
-import type { ProcessingGuarantee, Store } from '@mephisto/core'
+import type { AppOptions, ProcessingGuarantee, Store } from '@mephisto/core'
 import { App } from '@mephisto/core'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import { monitorFromEnv, storeFromEnv } from './plugins.js'
@@ -44,6 +44,8 @@ export interface HitCounterOptions {
   countTopic?: string
   /** Default: $MEPHISTO_PROCESSING_GUARANTEE, else `at_least_once`. */
   processingGuarantee?: ProcessingGuarantee
+  /** Any other App options (web, logger, kafka, ...), passed through. */
+  app?: Omit<AppOptions, 'id' | 'broker' | 'store' | 'processingGuarantee'>
 }
 
 /** Per-user counts per minute, kept for an hour after each minute ends. */
@@ -65,6 +67,7 @@ export function createHitCounter(options: HitCounterOptions = {}) {
       options.processingGuarantee ??
       (env.MEPHISTO_PROCESSING_GUARANTEE as ProcessingGuarantee | undefined) ??
       'at_least_once',
+    ...options.app,
   })
 
   const hits = app.topic<string, Hit>(options.hitsTopic ?? env.HIT_COUNTER_TOPIC ?? 'hit_count', {
