@@ -67,7 +67,8 @@ export class App implements WorkerHost {
   constructor(options: AppOptions) {
     this.settings = resolveAppOptions(options)
     this.id = options.id
-    this.options = options
+    // Frozen: options are resolved once, here, so a later write would be silently ignored; it throws instead.
+    this.options = Object.freeze({ ...options })
     this.logger =
       typeof options.logger === 'object'
         ? options.logger

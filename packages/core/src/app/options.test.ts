@@ -34,6 +34,11 @@ describe('app options', () => {
     )
   })
 
+  it('refuses a write to the options after construction, which would otherwise be silently ignored', () => {
+    const app = new App({ id: 'a', logger: 'silent' })
+    expect(() => Object.assign(app.options, { web: false })).toThrow(TypeError)
+  })
+
   it('names the option whose value is wrong', () => {
     expect(() => resolveAppOptions({ id: 'a', topicReplicas: 0 })).toThrow(
       /topicReplicas must be a positive integer/,
