@@ -64,7 +64,7 @@ export function configureApp(
   if (changes.broker !== undefined) options.broker = changes.broker
   if (changes.web !== undefined) options.web = changes.web
   const writable = app as unknown as { options: AppOptions; settings: AppSettings; logger: CliLogger }
-  writable.options = options
+  writable.options = Object.freeze(options)
   writable.settings = resolveAppOptions(options)
   writable.logger = changes.logger
 }
