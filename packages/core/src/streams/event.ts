@@ -1,6 +1,6 @@
-import type { Delivery } from './offsetTracker.js'
 import type { Headers, RawRecord } from '../transport/transport.js'
 import type { EventQueue } from './eventQueue.js'
+import type { Delivery } from './offsetTracker.js'
 
 /**
  * One message as an agent sees it: decoded key and value plus where it came from.

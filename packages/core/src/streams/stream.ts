@@ -1,7 +1,7 @@
-import type { ActorContext } from './context.js'
-import { actorContext } from './context.js'
 import type { Clock, TimerHandle } from '../base/clock.js'
 import type { Codec } from '../topics/codec.js'
+import type { ActorContext } from './context.js'
+import { actorContext } from './context.js'
 import type { StreamEvent } from './event.js'
 
 /** Where a stream's events come from: resolves null when the stream has ended. */
