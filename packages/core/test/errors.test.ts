@@ -324,6 +324,7 @@ describe('MephistoError', () => {
       'PARTITION_OUT_OF_RANGE',
       'CO_PARTITIONING',
       'AGENT_FAILED',
+      'DEAD_LETTER_FAILED',
       'ASK_TIMEOUT',
       'BROKER',
       'COMMIT_FAILED',

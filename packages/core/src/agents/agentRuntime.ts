@@ -46,6 +46,8 @@ export interface AgentRuntimeHost {
   skipped(agent: Agent<any, any, any>, event: StreamEvent<any, any>, err: unknown): void
   /** Stops the worker without committing. */
   crash(err: unknown): Promise<void>
+  /** Rolls back to the last commit: the app aborts this worker and starts a new one. */
+  restart(err: unknown): Promise<void>
 }
 
 /**
@@ -118,9 +120,21 @@ export class AgentRuntime {
   private track(p: Promise<void>): void {
     this.liveLoops++
     this.loops.add(p)
-    void p.finally(() => {
+    const done = (): void => {
       this.liveLoops--
       this.loops.delete(p)
+    }
+    p.then(done, (err: unknown) => {
+      done()
+      // A loop failed outside the paths that handle errors: never an unhandled rejection.
+      if (this.stopped || this.worker.dead) return
+      this.worker.logger.error(
+        `agent ${this.agent.name}: an actor failed unexpectedly; restarting the worker`,
+        {
+          err,
+        },
+      )
+      void this.worker.restart(err)
     })
   }
 
@@ -276,8 +290,22 @@ export class AgentRuntime {
       return 'crash'
     }
     for (const e of held) {
-      if (action === 'dlq') await this.worker.deadLetter(e.root, err, this.agent)
-      else this.worker.skipped(this.agent, e.root, err)
+      if (action === 'dlq') {
+        try {
+          await this.worker.deadLetter(e.root, err, this.agent)
+        } catch (dlqErr) {
+          // The event is not acked: it is processed again by the worker that replaces this one.
+          this.worker.logger.error(
+            `agent ${name}: the dead letter of ${e.root.topic}[${e.root.partition}]@${e.root.offset} could not be ` +
+              'written; rolling back to the last commit and restarting the worker',
+            { err: dlqErr },
+          )
+          void this.worker.restart(dlqErr)
+          return 'crash'
+        }
+      } else {
+        this.worker.skipped(this.agent, e.root, err)
+      }
       e.ack()
     }
     return action

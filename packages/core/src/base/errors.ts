@@ -12,6 +12,7 @@ export const ErrorCodes = [
   'PARTITION_OUT_OF_RANGE',
   'CO_PARTITIONING',
   'AGENT_FAILED',
+  'DEAD_LETTER_FAILED',
   'ASK_TIMEOUT',
   'BROKER',
   'COMMIT_FAILED',

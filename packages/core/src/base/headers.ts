@@ -14,4 +14,8 @@ export const HEADERS = {
   sourceTimestamp: 'mephisto-source-timestamp',
   agent: 'mephisto-agent',
   failedAt: 'mephisto-failed-at',
+  /** Set when the value could not be encoded as it was: the dead letter holds a readable rendering. */
+  valueRendering: 'mephisto-value-rendering',
+  /** Why the value could not be encoded. */
+  encodeError: 'mephisto-encode-error',
 } as const

@@ -9,6 +9,7 @@
 import type { AgentRuntime } from '../agents/agentRuntime.js'
 import type { Clock } from '../base/clock.js'
 import { HEADERS } from '../base/headers.js'
+import type { Logger } from '../base/logger.js'
 import { tpKey } from '../base/topicPartition.js'
 import type { StreamEventInfo } from '../sensors/sensor.js'
 import type { SensorSet, SensorStates } from '../sensors/sensorSet.js'
@@ -37,6 +38,7 @@ interface Subscription {
 
 export interface ConductorDeps {
   readonly clock: Clock
+  readonly logger: Logger
   readonly sensors: SensorSet
   readonly status: WorkerStatus
   readonly partitions: AssignedPartitions
@@ -45,6 +47,8 @@ export interface ConductorDeps {
   readonly requests: RequestReply
   /** Exactly-once only: counts the events in actors' hands. */
   readonly transactions: Transactions | undefined
+  /** Rolls the worker back to its last commit (the app replaces it). */
+  restart(err: unknown): Promise<void>
 }
 
 export class Conductor {
@@ -95,7 +99,19 @@ export class Conductor {
         for (const agent of dlqs) {
           // Under exactly-once this buffers synchronously, so no commit falls between it and the ack.
           const sent = deadLetters.deadLetterRaw(r, err, agent)
-          if (sent) await sent
+          if (!sent) continue
+          try {
+            await sent
+          } catch (dlqErr) {
+            // Not acked: the worker that replaces this one reads the record again.
+            this.deps.logger.error(
+              `the dead letter of ${r.topic}[${r.partition}]@${r.offset} could not be written; ` +
+                'rolling back to the last commit and restarting the worker',
+              { err: dlqErr },
+            )
+            void this.deps.restart(dlqErr)
+            return
+          }
         }
         tracker.ack(d)
         sensors.onMessageOut(tp, r.offset)

@@ -1,9 +1,12 @@
 /**
  * Dead letters: an event that cannot be decoded, or that its agent's `onError` gives up on, goes
  * to the agent's dead-letter topic as the bytes it came in as, with headers naming the error and
- * where it came from. Logs the first few of each topic, then one in a thousand. Deciding *whether*
- * an event is dead-lettered is the agent runtime's (onError) and the conductor's (decode) job.
+ * where it came from. A send that fails is tried again with the agent's backoff; one that still
+ * fails rejects with DEAD_LETTER_FAILED, and the caller rolls the worker back (nothing is acked).
+ * Logs the first few of each topic, then one in a thousand. Deciding *whether* an event is
+ * dead-lettered is the agent runtime's (onError) and the conductor's (decode) job.
  */
+import { inspect } from 'node:util'
 
 import type { Agent } from '../agents/agent.js'
 import type { Clock } from '../base/clock.js'
@@ -13,7 +16,7 @@ import type { Logger } from '../base/logger.js'
 import type { SensorSet } from '../sensors/sensorSet.js'
 import type { StreamEvent } from '../streams/event.js'
 import { json } from '../topics/codec.js'
-import type { RawRecord } from '../transport/transport.js'
+import type { OutgoingRecord, RawRecord } from '../transport/transport.js'
 import type { Outbox } from './outbox.js'
 import type { Transactions } from './transactions.js'
 
@@ -30,18 +33,13 @@ export class DeadLetters {
     private readonly sensors: SensorSet,
   ) {}
 
-  /** Sends the event's original bytes (or its JSON, for channel events) to the agent's dead-letter topic. */
+  /**
+   * Sends the event's original bytes to the agent's dead-letter topic. A channel event has no
+   * bytes: its value goes as JSON, or, when JSON cannot hold it (a BigInt, a cycle), as a readable
+   * rendering with the encode error in its headers.
+   */
   async deadLetter(event: StreamEvent<any, any>, err: unknown, agent: Agent<any, any, any>): Promise<void> {
-    const raw: RawRecord = event.raw ?? {
-      topic: event.topic,
-      partition: event.partition,
-      offset: event.offset,
-      timestamp: event.timestamp,
-      key: event.key === null || event.key === undefined ? null : Buffer.from(String(event.key)),
-      value: json().encode(event.value),
-      headers: event.headers,
-    }
-    await this.deadLetterRaw(raw, err, agent)
+    await this.deadLetterRaw(event.raw ?? channelRecord(event), err, agent)
   }
 
   /**
@@ -71,7 +69,27 @@ export class DeadLetters {
       this.sent(r, dlq, message, code)
       return undefined
     }
-    return this.outbox.producer.send(record).then(() => this.sent(r, dlq, message, code))
+    return this.send(record, agent).then(() => this.sent(r, dlq, message, code))
+  }
+
+  /** Sends with the agent's retries and backoff; rejects with DEAD_LETTER_FAILED when all failed. */
+  private async send(record: OutgoingRecord, agent: Agent<any, any, any>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.outbox.producer.send(record)
+        return
+      } catch (cause) {
+        if (attempt >= agent.retries) {
+          throw new MephistoError(
+            'DEAD_LETTER_FAILED',
+            `cannot write the dead letter to ${record.topic} (${attempt + 1} attempts): ${(cause as Error)?.message ?? cause}`,
+            { cause, retriable: true },
+          )
+        }
+        this.logger.warn(`writing a dead letter to ${record.topic} failed; trying again`, { err: cause })
+        await new Promise((r) => setTimeout(r, agent.retryBackoffMs * 2 ** attempt))
+      }
+    }
   }
 
   private sent(r: RawRecord, dlq: string, message: string, code: string): void {
@@ -85,5 +103,27 @@ export class DeadLetters {
       { code },
     )
     this.sensors.onDlq({ topic: r.topic, partition: r.partition, offset: r.offset }, dlq, code)
+  }
+}
+
+/** A channel event as a record: its value as JSON, or as a readable rendering JSON cannot hold. */
+function channelRecord(event: StreamEvent<any, any>): RawRecord {
+  const headers = { ...event.headers }
+  let value: Buffer
+  try {
+    value = json().encode(event.value)
+  } catch (err) {
+    value = Buffer.from(inspect(event.value, { depth: 6, breakLength: Number.POSITIVE_INFINITY }))
+    headers[HEADERS.valueRendering] = Buffer.from('inspect')
+    headers[HEADERS.encodeError] = Buffer.from(String((err as Error)?.message ?? err).slice(0, 1024))
+  }
+  return {
+    topic: event.topic,
+    partition: event.partition,
+    offset: event.offset,
+    timestamp: event.timestamp,
+    key: event.key === null || event.key === undefined ? null : Buffer.from(String(event.key)),
+    value,
+    headers,
   }
 }

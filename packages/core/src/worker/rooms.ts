@@ -112,6 +112,7 @@ export function buildRooms(ctx: RoomsContext): Rooms {
   })
   rooms.conductor = new Conductor({
     clock,
+    logger,
     sensors,
     status,
     partitions,
@@ -119,6 +120,7 @@ export function buildRooms(ctx: RoomsContext): Rooms {
     committer: rooms.committer,
     requests: rooms.requests,
     transactions,
+    restart,
   })
   rooms.rebalance = new Rebalance({
     settings,

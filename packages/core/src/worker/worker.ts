@@ -85,7 +85,7 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
       flushBatches: () => {
         for (const rt of this.agents.values()) rt.flushBatches()
       },
-      restart: (err) => app.restartAfter(this, err),
+      restart: (err) => this.restart(err),
     })
     if (services.web !== false) this.web = new WebServer(this, services.web)
   }
@@ -258,6 +258,11 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
     for (const ts of this.tableStates.values()) await ts.store.close().catch(() => {})
     await this.transport.close().catch(() => {})
     await this.web?.close().catch(() => {})
+  }
+
+  /** Rolls back to the last commit: the app aborts this worker and starts a new one. */
+  restart(err: unknown): Promise<void> {
+    return this.app.restartAfter(this, err)
   }
 
   /** An agent asked to crash (onError 'crash', or a failure outside any event). */
