@@ -1,7 +1,7 @@
 import { TestApp } from '@mephisto/testkit'
 import { describe, expect, it } from 'vitest'
 import type { Store, TableStore, Transport, TransportProducer } from '../src/index.js'
-import { App, MemoryBroker, MemoryTransport, memoryStore } from '../src/index.js'
+import { App, MemoryBroker, MemoryTransport, MephistoError, memoryStore } from '../src/index.js'
 
 function counter(options: { store?: Store } = {}) {
   const app = new App({ id: 'failures', logger: 'silent', ...options })
@@ -66,7 +66,38 @@ describe('infrastructure failures', () => {
     const second = counter({ store })
     const t2 = await TestApp.start(second.app, { broker: t.broker, clock: t.clock })
     await t.stop()
-    await expect(t2.settle()).rejects.toThrow(/disk gone/)
+    await expect(t2.settle()).rejects.toThrow(/^disk gone \(/)
     expect(second.app.worker!.state).toBe('crashed')
+  })
+
+  it('reports a store failure during recovery as that store error, with its own code and the reason first', async () => {
+    const base = memoryStore()
+    let locked = false
+    const store: Store = {
+      kind: 'lockable',
+      async open(spec) {
+        const s = await base.open(spec)
+        return Object.assign(Object.create(s), {
+          appliedOffset: async (p: number) => {
+            if (locked)
+              throw new MephistoError('STORE_LOCKED', 'the database at /data/p0 is locked by another worker')
+            return s.appliedOffset(p)
+          },
+        }) as TableStore<any>
+      },
+    }
+    const first = counter({ store })
+    const t = await TestApp.start(first.app)
+    await t.send(first.input, { key: 'a', value: 1 })
+    await t.settle()
+    locked = true
+    const second = counter({ store })
+    const t2 = await TestApp.start(second.app, { broker: t.broker, clock: t.clock })
+    await t.stop()
+    await expect(t2.settle()).rejects.toMatchObject({
+      code: 'STORE_LOCKED',
+      message: 'the database at /data/p0 is locked by another worker',
+    })
+    expect(second.app.experimental_testing.crashReason).toMatchObject({ code: 'STORE_LOCKED' })
   })
 })

@@ -1,7 +1,17 @@
+import type { ErrorCode } from '@mephisto/core'
 import { MephistoError } from '@mephisto/core'
 
 /** Why the RocksDB store failed, for callers and scripts that react differently to each. */
 export type RocksDBStoreFailure = 'not-writable' | 'locked' | 'corrupt' | 'io' | 'closed'
+
+/** The stable code of each failure: a path this process cannot write is a configuration problem. */
+const CODES = {
+  'not-writable': 'CONFIGURATION',
+  locked: 'STORE_LOCKED',
+  corrupt: 'STORE_CORRUPT',
+  io: 'STORE_IO',
+  closed: 'NOT_READY',
+} as const satisfies Record<RocksDBStoreFailure, ErrorCode>
 
 /**
  * A RocksDB store failure. `reason` tells which: the path cannot be written (`not-writable`),
@@ -14,17 +24,7 @@ export class RocksDBStoreError extends MephistoError {
   readonly location: string
 
   constructor(reason: RocksDBStoreFailure, location: string, message: string, options?: { cause?: unknown }) {
-    // Core has no store-specific code yet: a misused path is a configuration problem, the rest
-    // stops the table from recovering.
-    super(
-      reason === 'not-writable' || reason === 'locked'
-        ? 'CONFIGURATION'
-        : reason === 'closed'
-          ? 'NOT_READY'
-          : 'RECOVERY_FAILED',
-      message,
-      options,
-    )
+    super(CODES[reason], message, options)
     this.reason = reason
     this.location = location
   }

@@ -170,7 +170,7 @@ describe('errors', () => {
     const a = await rocksdbStore({ path }).open<number>(json('app', 't'))
     await a.write(0, [{ key: 'k', value: 1 }], 0)
     const b = await rocksdbStore({ path }).open<number>(json('app', 't'))
-    await expect(b.get(0, 'k')).rejects.toMatchObject({ reason: 'locked', code: 'CONFIGURATION' })
+    await expect(b.get(0, 'k')).rejects.toMatchObject({ reason: 'locked', code: 'STORE_LOCKED' })
     await a.close()
     // Once the first lets go, the second opens it.
     expect(await b.get(0, 'k')).toBe(1)
@@ -197,7 +197,7 @@ describe('errors', () => {
     writeFileSync(join(path, 'app', 't', '0', 'CURRENT'), 'garbage')
     const b = await store.open<number>(json('app', 't'))
     const err = await b.appliedOffset(0).catch((e: unknown) => e)
-    expect(err).toMatchObject({ reason: 'corrupt', code: 'RECOVERY_FAILED' })
+    expect(err).toMatchObject({ reason: 'corrupt', code: 'STORE_CORRUPT' })
     expect((err as Error).message).toMatch(/is corrupt .*mephisto reset/)
     await b.close()
     await store.reset('app')

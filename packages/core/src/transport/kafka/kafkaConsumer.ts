@@ -6,6 +6,7 @@ import type { Consumer, ConsumerConfig, ConsumerRunConfig, Kafka } from 'kafkajs
 import { deferred } from '../../base/deferred.js'
 import { BrokerError } from '../../base/errors.js'
 import type { Logger } from '../../base/logger.js'
+import { handlerFailure } from '../handlerFailure.js'
 import type {
   CommitOffset,
   ConsumerHandlers,
@@ -225,13 +226,13 @@ export class KafkaConsumer implements TransportConsumer {
   /** A handler failed: like the memory broker, the member leaves as if it had crashed. */
   private fail(error: unknown, what: string): void {
     if (this.phase === 'failed' || this.phase === 'aborted' || this.phase === 'stopped') return
-    const failure = new BrokerError(
-      `${what} of the consumer of group "${this.settings.groupId}" failed: ${messageOf(error)}. ` +
-        'The consumer left the group as if it had crashed; its partitions go to the other members from ' +
-        'their committed offsets. Handlers must not throw: handle errors inside them.',
-      { cause: error },
+    const failure = handlerFailure(error, what, this.settings.groupId)
+    this.deps.logger.error(
+      `${what} of the consumer of group "${this.settings.groupId}" failed; it left the group`,
+      {
+        err: error,
+      },
     )
-    this.deps.logger.error(failure.message, { err: error })
     this.failure = failure
     this.phase = 'failed'
     this.guard.member = false

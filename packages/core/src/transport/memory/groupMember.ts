@@ -5,6 +5,7 @@
  */
 import { deferred } from '../../base/deferred.js'
 import { BrokerError, MephistoError } from '../../base/errors.js'
+import { handlerFailure } from '../handlerFailure.js'
 import type { CommitOffset, ConsumerHandlers, TopicPartition } from '../transport.js'
 import type { Fetcher, FetchingMember } from './fetcher.js'
 import { type PartitionLog, sortedPartitions, type Topic } from './partitionLog.js'
@@ -196,13 +197,7 @@ export class Member implements GroupMember, FetchingMember {
   /** A handler failed: the member leaves like a crash so its partitions move on. */
   fail(error: unknown, what: string): void {
     if (this.state === 'left' || this.state === 'crashed') return
-    const reason = error instanceof Error ? error.message : String(error)
-    const lost = new BrokerError(
-      `${what} of consumer ${this.id} (group "${this.groupId}") failed: ${reason}. ` +
-        'The consumer left the group as if it had crashed; its partitions go to the other members ' +
-        'from their committed offsets. Handlers must not throw: handle errors inside them.',
-      { cause: error },
-    )
+    const lost = handlerFailure(error, `${what} of consumer ${this.id}`, this.groupId)
     this.crash(lost)
     // After the crash bookkeeping, so the runtime sees a consumer that is already gone.
     try {
