@@ -2,7 +2,7 @@ import { TestApp } from '@mephisto/testkit'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { App, Codec } from '../src/index.js'
-import { bytes, EncodeError, HEADERS, json, string } from '../src/index.js'
+import { bytes, DecodeError, EncodeError, HEADERS, json, string } from '../src/index.js'
 import type { Hit } from './helpers.js'
 import { quietApp } from './helpers.js'
 
@@ -196,6 +196,85 @@ describe('sending', () => {
     await t.settle()
     expect(t.records('hits')[0]!.value?.toString()).toBe('{"userId":"u1","hits":9,"timestamp":5}')
     expect(seen).toEqual([{ userId: 'u1', hits: 9, timestamp: 5 }])
+  })
+
+  it('a value the schema refuses fails the send with its issues (SCHEMA_VALIDATION) and sends nothing', async () => {
+    const { app, hits, seen, agent } = validatedApp()
+    const t = await start(app)
+    const bad = { userId: 42, hits: -1 } as unknown as Hit
+    for (const send of [() => hits.send({ key: 'u1', value: bad }), () => t.send(hits, { value: bad })]) {
+      let err: unknown
+      await send().catch((e: unknown) => {
+        err = e
+      })
+      expect(err).toBeInstanceOf(DecodeError)
+      expect(err).toMatchObject({
+        code: 'SCHEMA_VALIDATION',
+        field: 'value',
+        message:
+          'cannot send to hits: value failed schema validation: userId: expected a string; hits: expected a number >= 0',
+        issues: [
+          { message: 'expected a string', path: ['userId'] },
+          { message: 'expected a number >= 0', path: ['hits'] },
+        ],
+      })
+    }
+    await t.send(hits, { key: 'u2', value: { userId: 'u2', hits: 1, timestamp: 0 } })
+    await t.settle()
+    expect(t.records('hits').map((r) => r.key?.toString())).toEqual(['u2'])
+    expect(seen).toEqual([{ userId: 'u2', hits: 1, timestamp: 0 }])
+    expect(t.deadLetters(agent)).toEqual([])
+  })
+
+  it("inside an agent, a send the schema refuses is that event's error, under its onError", async () => {
+    const app = quietApp('agent-send')
+    const raw = app.topic<string, { user: string; n: number }>('raw', { partitions: 1 })
+    const hits = app.topic('hits', { value: hitSchema, partitions: 1 })
+    const agent = app.agent(
+      raw,
+      async (stream) => {
+        for await (const r of stream) await hits.send({ value: { userId: r.user, hits: r.n, timestamp: 0 } })
+      },
+      { retries: 0 },
+    )
+    const t = await start(app)
+    await t.send(raw, { value: { user: 'u1', n: -5 } })
+    await t.send(raw, { value: { user: 'u2', n: 5 } })
+    await t.settle()
+    expect(t.records('hits').map((r) => r.value?.toString())).toEqual([
+      '{"userId":"u2","hits":5,"timestamp":0}',
+    ])
+    expect(t.deadLetters(agent).map((d) => [d.sourceOffset, d.code, d.error])).toEqual([
+      [
+        0,
+        'SCHEMA_VALIDATION',
+        'cannot send to hits: value failed schema validation: hits: expected a number >= 0',
+      ],
+    ])
+  })
+
+  it('a key the key schema refuses fails the send too', async () => {
+    const app = quietApp('key-schema')
+    const userKey: StandardSchemaV1<unknown, string> = {
+      '~standard': {
+        version: 1,
+        vendor: 'test',
+        validate: (v) =>
+          typeof v === 'string' && v.startsWith('user-')
+            ? { value: v }
+            : { issues: [{ message: 'not a user id' }] },
+      },
+    }
+    const users = app.topic('users', { key: userKey, partitions: 1 })
+    const t = await start(app)
+    await expect(users.send({ key: 'nobody', value: 1 })).rejects.toMatchObject({
+      code: 'SCHEMA_VALIDATION',
+      field: 'key',
+      issues: [{ message: 'not a user id' }],
+    })
+    await users.sendAndWait({ key: 'user-1', value: 1 })
+    // A key schema's keys are JSON, as its values are.
+    expect(t.records('users').map((r) => r.key?.toString())).toEqual(['"user-1"'])
   })
 
   it('a value the codec cannot encode fails the send with EncodeError and sends nothing', async () => {

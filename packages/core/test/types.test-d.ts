@@ -37,6 +37,27 @@ describe('topics', () => {
     expectTypeOf(validated).toEqualTypeOf<Topic<string, Hit>>()
   })
 
+  it('take tombstones only when their value type includes null, and then agents see null', () => {
+    const schema = {} as StandardSchemaV1<unknown, Hit>
+    const orders = app.topic<string, Hit | null>('orders', { value: schema, tombstones: true })
+    expectTypeOf(orders).toEqualTypeOf<Topic<string, Hit | null>>()
+    void orders.send({ key: 'u1', value: null })
+    app.agent(orders, async (stream) => {
+      for await (const order of stream) expectTypeOf(order).toEqualTypeOf<Hit | null>()
+    })
+    expectTypeOf(app.topic('plain-tombstones', { tombstones: true })).toEqualTypeOf<Topic<string, unknown>>()
+    // @ts-expect-error a Hit is never null: declare the topic as Topic<string, Hit | null>
+    app.topic('inferred', { value: schema, tombstones: true })
+    // @ts-expect-error the same with the types written out
+    app.topic<string, Hit>('explicit', { value: json<Hit>(), tombstones: true })
+    // Saying no is always allowed.
+    expectTypeOf(app.topic('refused', { value: schema, tombstones: false })).toEqualTypeOf<
+      Topic<string, Hit>
+    >()
+    // @ts-expect-error without tombstones a topic's value is not null
+    void hits.send({ value: null })
+  })
+
   it('channels are typed too', () => {
     const ch = app.channel<number>()
     expectTypeOf(ch).toEqualTypeOf<Channel<number, unknown>>()

@@ -68,6 +68,49 @@ describe('resolveCodec', () => {
     expect(() => c.decode(Buffer.from('1'))).toThrow(/validates asynchronously; use a synchronous schema/)
   })
 
+  it('validateOnEncode: a schema checks the JSON a reader will decode, once, and refuses with issues', () => {
+    let calls = 0
+    const isoDate: StandardSchemaV1<unknown, string> = {
+      '~standard': {
+        version: 1,
+        vendor: 'test',
+        validate: (v) => {
+          calls++
+          return typeof v === 'string' && !Number.isNaN(Date.parse(v))
+            ? { value: v }
+            : { issues: [{ message: 'expected an ISO date', path: [{ key: 'at' }] }] }
+        },
+      },
+    }
+    const c = resolveCodec(isoDate, json(), 'value', { validateOnEncode: true })
+    // A Date is an ISO string once in JSON, which is what a reader validates.
+    expect(c.encode(new Date(0) as unknown as string).toString()).toBe('"1970-01-01T00:00:00.000Z"')
+    expect(calls).toBe(1)
+    let err: unknown
+    try {
+      c.encode('soon')
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(DecodeError)
+    expect(err).toMatchObject({
+      code: 'SCHEMA_VALIDATION',
+      field: 'value',
+      issues: [{ message: 'expected an ISO date', path: ['at'] }],
+    })
+    expect(() => c.encode(undefined as never)).toThrow(EncodeError)
+    // Without it (tables), encode does not validate.
+    expect(resolveCodec(isoDate, json(), 'value').encode('soon').toString()).toBe('"soon"')
+  })
+
+  it('validateOnEncode refuses an asynchronous schema at encode too', () => {
+    const asyncSchema: StandardSchemaV1<unknown, number> = {
+      '~standard': { version: 1, vendor: 'test', validate: async (v) => ({ value: v as number }) },
+    }
+    const c = resolveCodec(asyncSchema, json(), 'value', { validateOnEncode: true })
+    expect(() => c.encode(1)).toThrow(/validates asynchronously; use a synchronous schema/)
+  })
+
   it('refuses something that is neither a codec nor a schema', () => {
     expect(() => resolveCodec({ encode: () => Buffer.alloc(0) } as never, json(), 'value')).toThrow(TypeError)
   })

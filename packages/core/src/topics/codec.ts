@@ -19,12 +19,16 @@ export function json<T = unknown>(): Codec<T> {
   return jsonCodec as Codec<T>
 }
 
+function jsonText(value: unknown): string {
+  const text = JSON.stringify(value)
+  // JSON.stringify(undefined) is undefined: refuse instead of writing the string "undefined".
+  if (text === undefined) throw new EncodeError(`cannot encode ${typeof value} as JSON`)
+  return text
+}
+
 const jsonCodec: Codec<unknown> = {
   encode(value) {
-    const text = JSON.stringify(value)
-    // JSON.stringify(undefined) is undefined: refuse instead of writing the string "undefined".
-    if (text === undefined) throw new EncodeError(`cannot encode ${typeof value} as JSON`)
-    return Buffer.from(text, 'utf8')
+    return Buffer.from(jsonText(value), 'utf8')
   },
   decode(bytes) {
     return JSON.parse(bytes.toString('utf8'))
@@ -74,6 +78,16 @@ function isStandardSchema(x: unknown): x is StandardSchemaV1<unknown, unknown> {
   return typeof x === 'object' && x !== null && '~standard' in x
 }
 
+/** How {@link resolveCodec} builds a codec. */
+export interface ResolveCodecOptions {
+  /**
+   * A Standard Schema also checks what is encoded: the bytes are parsed back and validated as a
+   * reader would decode them, so a value the readers would dead-letter is refused where it is sent.
+   * Topics set it; tables do not.
+   */
+  validateOnEncode?: boolean
+}
+
 /**
  * Resolves a codec-like into a codec that raises {@link DecodeError} with a clear message.
  * Standard Schema validation must be synchronous: a stream decodes on its hot path.
@@ -82,9 +96,10 @@ export function resolveCodec<T>(
   codec: CodecLike<T> | undefined,
   fallback: Codec<T>,
   field: 'key' | 'value',
+  options?: ResolveCodecOptions,
 ): Codec<T> {
   if (codec === undefined) return wrapDecode(fallback, field)
-  if (isStandardSchema(codec)) return schemaCodec(codec, field)
+  if (isStandardSchema(codec)) return schemaCodec(codec, field, options?.validateOnEncode === true)
   if (typeof codec.encode !== 'function' || typeof codec.decode !== 'function') {
     throw new TypeError(`${field} codec must have encode() and decode(), or be a Standard Schema`)
   }
@@ -112,7 +127,11 @@ function wrapDecode<T>(codec: Codec<T>, field: 'key' | 'value'): Codec<T> {
   }
 }
 
-function schemaCodec<T>(schema: StandardSchemaV1<unknown, T>, field: 'key' | 'value'): Codec<T> {
+function schemaCodec<T>(
+  schema: StandardSchemaV1<unknown, T>,
+  field: 'key' | 'value',
+  validateOnEncode: boolean,
+): Codec<T> {
   const validate = (value: unknown): T => {
     const result = schema['~standard'].validate(value)
     if (result instanceof Promise) {
@@ -137,20 +156,26 @@ function schemaCodec<T>(schema: StandardSchemaV1<unknown, T>, field: 'key' | 'va
     }
     return result.value
   }
+  const decode = (bytes: Buffer): T => {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(bytes.toString('utf8'))
+    } catch (cause) {
+      throw new DecodeError('DECODE', field, `cannot decode ${field}: ${(cause as Error).message}`, {
+        cause,
+      })
+    }
+    return validate(parsed)
+  }
+  if (!validateOnEncode) return { encode: jsonCodec.encode, decode }
   return {
     encode(value) {
-      return jsonCodec.encode(value)
+      const text = jsonText(value)
+      // What a reader validates is the JSON, not the object (a Date is a string there, an
+      // undefined field is gone): validate that, once, and send the bytes as they are.
+      validate(JSON.parse(text))
+      return Buffer.from(text, 'utf8')
     },
-    decode(bytes) {
-      let parsed: unknown
-      try {
-        parsed = JSON.parse(bytes.toString('utf8'))
-      } catch (cause) {
-        throw new DecodeError('DECODE', field, `cannot decode ${field}: ${(cause as Error).message}`, {
-          cause,
-        })
-      }
-      return validate(parsed)
-    },
+    decode,
   }
 }

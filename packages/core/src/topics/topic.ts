@@ -27,6 +27,13 @@ export interface TopicOptions<K, V> {
   retentionMs?: number
   /** Extra broker topic configs. */
   config?: Record<string, string>
+  /**
+   * Agents receive tombstones (records whose value is null, deletes on a compacted topic) as
+   * `null`, without the value codec or schema. Default false: a tombstone is acked and skipped,
+   * counted in {@link Topic.tombstonesSkipped} and logged at debug. Only for a topic whose value
+   * type includes null: `app.topic<string, Order | null>('orders', { value: order, tombstones: true })`.
+   */
+  tombstones?: null extends V ? boolean : false
 }
 
 /** How a topic or channel reaches the running app. Implemented by the app. */
@@ -38,11 +45,18 @@ export interface TopicSender {
   ): Promise<RecordMetadata | undefined>
 }
 
+const VALIDATE_ON_ENCODE = { validateOnEncode: true } as const
+
 /** A Kafka topic (or a memory-broker topic) with typed keys and values. */
 export class Topic<K = string, V = unknown> {
   readonly kind = 'topic' as const
   readonly keyCodec: Codec<K>
   readonly valueCodec: Codec<V>
+  /**
+   * Tombstones (null values) skipped on this topic since the app was built, because the topic
+   * does not take them ({@link TopicOptions.tombstones}).
+   */
+  tombstonesSkipped = 0
   /** @internal */
   constructor(
     readonly name: string,
@@ -53,8 +67,9 @@ export class Topic<K = string, V = unknown> {
     if (!/^[a-zA-Z0-9._-]{1,249}$/.test(name)) {
       throw new TypeError(`invalid topic name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-'`)
     }
-    this.keyCodec = resolveCodec(options.key, string() as unknown as Codec<K>, 'key')
-    this.valueCodec = resolveCodec(options.value, json<V>(), 'value')
+    // A schema checks what is sent, so a value the readers would dead-letter is refused at send.
+    this.keyCodec = resolveCodec(options.key, string() as unknown as Codec<K>, 'key', VALIDATE_ON_ENCODE)
+    this.valueCodec = resolveCodec(options.value, json<V>(), 'value', VALIDATE_ON_ENCODE)
   }
 
   /** Buffers the message for sending; resolves once buffered (waits when the buffer is full). */

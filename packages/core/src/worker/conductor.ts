@@ -2,8 +2,9 @@
  * The conductor routes records to the agents that read them: it decodes each fetched record,
  * registers its delivery with the partition's offset tracker, and pushes one event into the
  * queue of every subscribed agent (waiting when a queue is full). Acks come back here and move
- * the committable offset. A record that cannot be decoded goes to the dead letters. Channels are
- * delivered the same way, with no offsets to commit. It does not commit (committer.ts).
+ * the committable offset. A record that cannot be decoded goes to the dead letters; a tombstone
+ * (null value) is acked and skipped unless its topic takes them. Channels are delivered the same
+ * way, with no offsets to commit. It does not commit (committer.ts).
  */
 
 import type { AgentRuntime } from '../agents/agentRuntime.js'
@@ -84,10 +85,22 @@ export class Conductor {
     const tp = tracker.tp
     const keyCodec = topic.keyCodec
     const valueCodec = topic.valueCodec
+    const takesTombstones = topic.options.tombstones === true
     const onAck = this.onAck
+    let tombstones = 0
     for (const r of batch.records) {
       if (tracker.revoked || status.state === 'crashed') return
       sensors.onMessageIn(tp, r.offset, (r.value?.length ?? 0) + (r.key?.length ?? 0))
+      if (r.value === null && !takesTombstones) {
+        // A tombstone on a topic that does not take them: acked, counted, never shown to an agent
+        // (its value type has no null, and no codec or schema ever saw it).
+        tracker.ack(tracker.track(r.offset, 1))
+        sensors.onMessageOut(tp, r.offset)
+        committer.acked()
+        topic.tombstonesSkipped++
+        tombstones++
+        continue
+      }
       let k: unknown
       let v: unknown
       try {
@@ -131,6 +144,14 @@ export class Conductor {
     }
     const last = batch.records[batch.records.length - 1]
     if (last) sensors.onOffsets(tp, { read: last.offset, end: batch.highWatermark })
+    if (tombstones > 0) {
+      this.deps.logger.debug(`skipped ${tombstones} tombstone(s) on ${batch.topic}[${batch.partition}]`, {
+        topic: batch.topic,
+        partition: batch.partition,
+        skipped: tombstones,
+        skippedOnTopic: topic.tombstonesSkipped,
+      })
+    }
   }
 
   /** Every event's ack: sensors, the exactly-once hand-out count, its delivery, a waiting ask, the commit count. */

@@ -7,7 +7,7 @@
 
 import type { Agent } from '../agents/agent.js'
 import type { Clock } from '../base/clock.js'
-import { ConfigurationError, EncodeError, MephistoError, NotReadyError } from '../base/errors.js'
+import { ConfigurationError, DecodeError, EncodeError, MephistoError, NotReadyError } from '../base/errors.js'
 import { HEADERS } from '../base/headers.js'
 import type { Logger } from '../base/logger.js'
 import type { SensorSet } from '../sensors/sensorSet.js'
@@ -75,6 +75,18 @@ export class Outbox {
       if (message.key !== undefined && message.key !== null) key = target.keyCodec.encode(message.key)
       if (message.value !== null) value = target.valueCodec.encode(message.value)
     } catch (cause) {
+      // The topic's schema refused the value: its issues, as a reader's dead letter would have them.
+      if (cause instanceof DecodeError && cause.code === 'SCHEMA_VALIDATION') {
+        throw new DecodeError(
+          'SCHEMA_VALIDATION',
+          cause.field,
+          `cannot send to ${target.name}: ${cause.message}`,
+          {
+            cause,
+            ...(cause.issues && { issues: cause.issues }),
+          },
+        )
+      }
       throw new EncodeError(`cannot encode the message for ${target.name}: ${(cause as Error).message}`, {
         cause,
       })
