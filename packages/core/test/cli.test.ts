@@ -3,9 +3,15 @@
 import { execFile } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { cliMain, coreDir, fixture, getJson, mephisto, start } from './cliProcess.js'
+import { parseCommandLine } from '../src/cli/args.js'
+import { createCliLogger } from '../src/cli/cliLogger.js'
+import type { CommandContext } from '../src/cli/context.js'
+import { resetCommand } from '../src/cli/resetCommand.js'
+import { App } from '../src/index.js'
+import { cliMain, coreDir, fixture, getJson, mephisto, NODE_SOURCE, start } from './cliProcess.js'
 
 const app = fixture('cliApp.ts')
 const order = JSON.stringify({ customer: 'c1', total: 12.5 })
@@ -281,6 +287,129 @@ describe.concurrent('mephisto reset and dlq on the memory broker', () => {
     const missing = await mephisto(['-A', app, 'dlq', 'replay', 'no-such-dlq'])
     expect(missing.code).toBe(1)
     expect(missing.stderr).toContain('dead-letter topic no-such-dlq does not exist')
+  })
+})
+
+describe('mephisto reset --topics next to another app', () => {
+  // In this process: the memory broker of a separate CLI process would be empty. App `orders`
+  // shares the broker with app `orders-eu`, whose id starts with `orders-`.
+  it("lists and deletes only the app's own topics, none of orders-eu's", async () => {
+    const broker = `memory://reset-neighbours-${process.pid}`
+    const app = new App({ id: 'orders', broker, logger: 'silent' })
+    const orders = app.topic<string, { region: string }>('orders')
+    app.topic('receipts', { internal: true })
+    app.table<string, number>('counts', { default: () => 0 })
+    app.agent(
+      orders,
+      async (stream) => {
+        for await (const _ of stream.groupBy((o) => o.region, { name: 'region' })) {
+          // counting is not the point: only the topic names are
+        }
+      },
+      { name: 'byRegion' },
+    )
+
+    const own = [
+      'orders-__leader',
+      'orders-byRegion-region-repartition',
+      'orders-counts-changelog',
+      'receipts',
+    ]
+    const kept = [
+      'orders', // declared, not internal: the input
+      'orders-orders-dlq', // dead letters are evidence
+      'orders-eu-__leader',
+      'orders-eu-byRegion-region-repartition',
+      'orders-eu-counts-changelog',
+      'orders-eu-orders-dlq',
+      'orders-eu-receipts-repartition',
+    ]
+    const transport = app.createTransport()
+    await transport.connect()
+    try {
+      await transport.admin.ensureTopics([...own, ...kept].map((name) => ({ name, partitions: 1 })))
+      const run = async (args: string[]): Promise<{ code: number; out: string; err: string }> => {
+        let out = ''
+        let err = ''
+        const ctx: CommandContext = {
+          argv: parseCommandLine(args),
+          output: { out: (t) => void (out += `${t}\n`), err: (t) => void (err += `${t}\n`) },
+          loaded: { app, path: 'cli.test.ts', exportName: 'app' },
+          app,
+          logger: await createCliLogger({ level: 'silent', format: 'json', name: app.id }),
+        }
+        return { code: await resetCommand(ctx), out, err }
+      }
+      const listed = (text: string): string[] =>
+        text
+          .split('\n')
+          .filter((l) => l.startsWith('  '))
+          .map((l) => l.trim())
+
+      const dry = await run(['reset', '--topics'])
+      expect(dry.code).toBe(2)
+      expect(listed(dry.out)).toEqual(own)
+      expect((await transport.admin.listTopics()).sort()).toEqual([...own, ...kept].sort())
+
+      const done = await run(['reset', '--topics', '--yes'])
+      expect(done.code, done.err).toBe(0)
+      expect(listed(done.out)).toEqual(own)
+      expect((await transport.admin.listTopics()).sort()).toEqual([...kept].sort())
+    } finally {
+      await transport.close()
+    }
+  })
+})
+
+describe.concurrent("the CLI's logs", () => {
+  // A value from bad input that tries to pass for a log line of its own and to clear the screen.
+  const fake = 'x\n[12:00:00.000] ERROR (app): all offsets reset\r\u001b[2J\u0085\u009b31m\u2028'
+  /** Control characters a terminal or a line-based reader acts on, the line feed aside. */
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+  const rawControl = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/
+
+  async function logOnce(format: 'json' | 'pretty'): Promise<string> {
+    const module = pathToFileURL(join(coreDir, 'src/cli/cliLogger.ts')).href
+    const script = `
+      import { createCliLogger } from ${JSON.stringify(module)}
+      const logger = await createCliLogger({ level: 'info', format: ${JSON.stringify(format)}, name: 'app' })
+      const fake = ${JSON.stringify(fake)}
+      const err = new Error('bad record ' + fake, { cause: new Error('root cause') })
+      logger.warn('skipped ' + fake, { key: fake, nested: { values: [fake] }, err })
+      logger.flush()
+    `
+    const r = await promisify(execFile)(
+      process.execPath,
+      [...NODE_SOURCE, '--input-type=module', '-e', script],
+      {
+        env: { ...process.env, NO_COLOR: '1' },
+      },
+    )
+    return r.stderr
+  }
+
+  it('JSON: one line per entry, control characters escaped, the stack and its cause kept', async () => {
+    const out = await logOnce('json')
+    expect(out.indexOf('\n')).toBe(out.length - 1)
+    expect(out).not.toMatch(rawControl)
+    const entry = JSON.parse(out)
+    expect(entry.msg).toBe(`skipped ${fake}`)
+    expect(entry.key).toBe(fake)
+    expect(entry.nested.values).toEqual([fake])
+    expect(entry.err.stack).toMatch(
+      /^Error: bad record x\n[\s\S]*\n {4}at [\s\S]*\ncaused by: Error: root cause\n {4}at /,
+    )
+  })
+
+  it('pretty: a fake entry cannot start a line, no raw escape reaches the terminal, the stack is kept', async () => {
+    const out = await logOnce('pretty')
+    expect(out).not.toMatch(rawControl)
+    const lines = out.trimEnd().split('\n')
+    // The entry's own first line; every other line is indented under it.
+    expect(lines[0]).toMatch(/^\[[\d:.]+\] WARN \(app\): skipped x\\n\[12:00:00.000\] ERROR/)
+    for (const line of lines.slice(1)) expect(line).toMatch(/^\s/)
+    expect(out).toMatch(/\n\s+at /)
+    expect(out).toContain('caused by: Error: root cause')
   })
 })
 

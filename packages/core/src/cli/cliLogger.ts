@@ -1,6 +1,7 @@
 import type { DestinationStream, Logger as PinoLogger } from 'pino'
 import { pino } from 'pino'
 import type { Logger, LogLevel } from '../base/logger.js'
+import { escapeControl, escapeJsonControl } from '../base/logger.js'
 
 export interface CliLoggerOptions {
   level: LogLevel
@@ -40,12 +41,27 @@ export async function createCliLogger(options: CliLoggerOptions): Promise<CliLog
   } else {
     destination = pino.destination({ dest: 2, sync: true })
   }
-  const logger = pino({ level: options.level, name: options.name }, destination)
+  const logger = pino(
+    {
+      level: options.level,
+      name: options.name,
+      // JSON escapes C0 controls; DEL, C1 and U+2028/9 it leaves raw (some readers take NEL or
+      // U+2028 for a line break). Escaped, they still mean the same in the JSON.
+      hooks: { streamWrite: escapeJsonControl },
+      // pino's err serializer keeps the stack and the cause chain; pino-pretty prints the stack
+      // as it is, line by line, indented: escape everything in it but its line feeds.
+      ...(pretty && { serializers: { err: errForTerminal } }),
+    },
+    destination,
+  )
   const wrap =
     (method: 'debug' | 'info' | 'warn' | 'error') =>
     (msg: string, fields?: Record<string, unknown>): void => {
-      if (fields && Object.keys(fields).length > 0) logger[method](fields, msg)
-      else logger[method](msg)
+      // pino-pretty prints the message as it is, and other strings as JSON (C1 left raw).
+      const text = pretty ? escapeControl(String(msg)) : msg
+      if (fields && Object.keys(fields).length > 0)
+        logger[method](pretty ? (forTerminal(fields) as Record<string, unknown>) : fields, text)
+      else logger[method](text)
     }
   return {
     pino: logger,
@@ -62,4 +78,27 @@ export async function createCliLogger(options: CliLoggerOptions): Promise<CliLog
       }
     },
   }
+}
+
+/** pino's serialized error (a fresh object of its own class), its strings escaped for pino-pretty. */
+function errForTerminal(err: Error): unknown {
+  const serialized = pino.stdSerializers.err(err) as unknown as Record<string, unknown>
+  for (const [k, v] of Object.entries(serialized)) serialized[k] = forTerminal(v, k)
+  return serialized
+}
+
+/**
+ * `value` with the control characters that pino-pretty would print raw escaped: in strings the
+ * ones JSON leaves raw, in a `stack` everything but its line feeds. Errors are left for pino's
+ * serializer, other class instances (buffers, dates) as they are.
+ */
+function forTerminal(value: unknown, key = '', seen = new WeakSet<object>()): unknown {
+  if (typeof value === 'string')
+    return key === 'stack' ? value.split('\n').map(escapeControl).join('\n') : escapeJsonControl(value)
+  if (typeof value !== 'object' || value === null || value instanceof Error || seen.has(value)) return value
+  seen.add(value)
+  if (Array.isArray(value)) return value.map((v) => forTerminal(v, '', seen))
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null) return value
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, forTerminal(v, k, seen)]))
 }

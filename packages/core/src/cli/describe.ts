@@ -67,6 +67,21 @@ export function describeTopics(app: App): TopicRow[] {
   return [...rows.values()]
 }
 
+/**
+ * Whether `topic` is the repartition topic of a `groupBy()` in one of this app's own agents. A
+ * worker names them `<app>-<agent>-<name>-repartition` (`TopicPlan.repartitionTopic`), and the
+ * `<name>` is known only once the agent runs, so the agent's part is matched against the app's
+ * declared agents: `<app>-` alone would also match another app whose id starts with this one's
+ * (`orders-eu-...` for app `orders`).
+ */
+export function isOwnRepartitionTopic(app: App, topic: string): boolean {
+  if (!topic.endsWith('-repartition')) return false
+  return app.agents.some((a) => {
+    const prefix = `${app.id}-${a.name}-`
+    return topic.startsWith(prefix) && topic.length > prefix.length + '-repartition'.length
+  })
+}
+
 /** The topic the worker's group uses to elect the leader of `onLeader` timers (see Worker). */
 export function leaderTopic(app: App): string {
   return leaderTopicOf(app.id)

@@ -1,7 +1,8 @@
+import type { App } from '../app/app.js'
 import type { Store } from '../stores/store.js'
 import type { CommandContext } from './context.js'
 import { onMemoryBroker, openTransport } from './context.js'
-import { leaderTopic, storeName, tableStores } from './describe.js'
+import { isOwnRepartitionTopic, leaderTopic, storeName, tableStores } from './describe.js'
 import { EXIT, UsageError } from './exitCodes.js'
 
 /**
@@ -21,7 +22,7 @@ export async function resetCommand(ctx: CommandContext): Promise<number> {
   try {
     if (argv.options.topics) {
       transport = await openTransport(ctx)
-      toDelete = await internalTopics(ctx, await transport.admin.listTopics())
+      toDelete = internalTopics(app, await transport.admin.listTopics())
       if (!argv.options.yes) {
         output.out(
           toDelete.length === 0
@@ -61,19 +62,14 @@ export async function resetCommand(ctx: CommandContext): Promise<number> {
 }
 
 /**
- * The topics the app owns and rebuilds: table changelogs, topics declared internal, the leader
- * topic and repartition topics (`<app>-<agent>-<name>-repartition`, found by name). Only those
- * that exist.
+ * The topics the app owns and rebuilds, and only those that exist: table changelogs, topics
+ * declared internal, the leader topic, and the repartition topics of its own agents' `groupBy`s
+ * (see {@link isOwnRepartitionTopic}). Nothing is picked by the app id alone: another app's id
+ * may start with it.
  */
-async function internalTopics(ctx: CommandContext, existing: readonly string[]): Promise<string[]> {
-  const { app } = ctx
+function internalTopics(app: App, existing: readonly string[]): string[] {
   const owned = new Set<string>([leaderTopic(app)])
   for (const t of app.tables) owned.add(t.changelogTopic)
   for (const t of app.topics.values()) if (t.options.internal) owned.add(t.name)
-  const present = new Set(existing)
-  const result = [...owned].filter((t) => present.has(t))
-  for (const t of existing) {
-    if (t.startsWith(`${app.id}-`) && t.endsWith('-repartition') && !result.includes(t)) result.push(t)
-  }
-  return result.sort()
+  return existing.filter((t) => owned.has(t) || isOwnRepartitionTopic(app, t)).sort()
 }

@@ -2,6 +2,7 @@
  * Every place the kafka transport reaches into kafkajs' internals, each with why, what it changes
  * and how to tell it is still needed. It does not decide when to revoke or what to deliver.
  */
+import { createRequire } from 'node:module'
 import type { Broker, Cluster, Kafka, KafkaMessage } from 'kafkajs'
 import { BrokerError } from '../../base/errors.js'
 import type { AbortedTransaction, FetchedMessage } from './abortedFilter.js'
@@ -159,4 +160,71 @@ export async function fetchFrom(
 ): Promise<FetchResponse> {
   const broker = await cluster.findBroker({ nodeId })
   return (await broker.fetch(request)) as FetchResponse
+}
+
+// ---- 4. No timer for an empty request queue ---------------------------------------------------
+
+/** What {@link noTimerForEmptyQueue} reads of kafkajs' `RequestQueue` (`src/network/requestQueue`). */
+export interface RequestQueueInternals {
+  pending: unknown[]
+  throttleCheckTimeoutId: ReturnType<typeof setTimeout> | null
+  scheduleCheckPendingRequests(): void
+  checkPendingRequests(): void
+  destroy(): void
+}
+
+/** kafkajs' `RequestQueue` class: one per broker connection. */
+export function requestQueueClass(): new (options: Record<string, unknown>) => RequestQueueInternals {
+  return createRequire(import.meta.url)('kafkajs/src/network/requestQueue/index.js')
+}
+
+/** Set on kafkajs' `scheduleCheckPendingRequests` once it is wrapped, so it is wrapped once. */
+const NO_TIMER_WHEN_EMPTY = Symbol.for('mephisto.noTimerForEmptyQueue')
+
+/**
+ * Makes kafkajs' request queues schedule their pending-request check only when a request is
+ * pending. Installed once per process, when this module loads (every Kafka client Mephisto creates
+ * goes through a module that imports it), for every kafkajs client of the process.
+ *
+ * Why: `scheduleCheckPendingRequests` sets a timer of `throttledUntil - Date.now()` ms when nothing
+ * is pending, and `throttledUntil` is -1 unless the broker throttled the client: a negative delay.
+ * Node 24 warns about it (`TimeoutNegativeWarning: -17... is a negative number`) on the stderr
+ * of every process that talks to Kafka, and runs the timer after 1 ms instead; the timer checks the
+ * queue and schedules itself again, so each connection also wakes the process every millisecond.
+ *
+ * What: the method of kafkajs' `RequestQueue` class is wrapped so that it returns at once when no
+ * request is pending, and otherwise runs as before (then its delay is the throttle's end or 10 ms,
+ * never negative). Nothing is lost: a request only becomes pending in `push()`, which schedules the
+ * check itself. Other warnings are not touched.
+ *
+ * Still needed while kafkajs' `scheduleCheckPendingRequests` (`src/network/requestQueue/index.js`)
+ * computes its delay without checking for an empty queue or clamping it at 0.
+ * `kafkajsPatches.test.ts` shows that the unwrapped method still sets a negative timer and that
+ * the wrapped one sets none; if kafkajs fixes it, the first of those fails: remove this patch.
+ */
+export function noTimerForEmptyQueue(): void {
+  const proto = requestQueueClass().prototype
+  const schedule = proto.scheduleCheckPendingRequests
+  if ((schedule as unknown as Record<symbol, unknown>)[NO_TIMER_WHEN_EMPTY]) return
+  const wrapped = function (this: RequestQueueInternals): void {
+    if (this.pending.length === 0) return
+    schedule.call(this)
+  }
+  Object.defineProperty(wrapped, NO_TIMER_WHEN_EMPTY, { value: schedule })
+  proto.scheduleCheckPendingRequests = wrapped
+}
+
+/** kafkajs' own `scheduleCheckPendingRequests`, for the test that shows the patch is still needed. */
+export function unpatchedScheduleCheck(): (this: RequestQueueInternals) => void {
+  const current = requestQueueClass().prototype.scheduleCheckPendingRequests
+  return ((current as unknown as Record<symbol, unknown>)[NO_TIMER_WHEN_EMPTY] ?? current) as (
+    this: RequestQueueInternals,
+  ) => void
+}
+
+try {
+  noTimerForEmptyQueue()
+} catch {
+  // kafkajs' sources are not where Node resolves them (an app bundled with kafkajs inside): the
+  // warning stays, nothing else changes.
 }
