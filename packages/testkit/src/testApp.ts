@@ -1,5 +1,22 @@
-import type { Agent, App, Channel, Message, RawRecord, RecordMetadata, Table, Topic } from '@mephisto/core'
-import { defaultPartition, HEADERS, MemoryBroker, MemoryTransport, MephistoError } from '@mephisto/core'
+import type {
+  Agent,
+  App,
+  Channel,
+  Message,
+  RawRecord,
+  RecordMetadata,
+  StartOptions,
+  Table,
+  Topic,
+} from '@mephisto/core'
+import {
+  defaultPartition,
+  HEADERS,
+  MemoryBroker,
+  MemoryTransport,
+  MephistoError,
+  memoryStore,
+} from '@mephisto/core'
 import { FakeClock } from './fakeClock.js'
 
 export interface TestAppOptions {
@@ -11,6 +28,13 @@ export interface TestAppOptions {
   now?: number
   /** How long `settle()` may take in real time before it fails. Default 10 000 ms. */
   settleTimeoutMs?: number
+  /**
+   * Table reads hand out deeply frozen values, so code that changes a value it read instead of
+   * `set()`ting a new one throws in the test (in production the change would show until the
+   * next restart, then be gone). Applies when the app's store is the memory store (the
+   * default), not to tables with a `store` of their own. Default `true`.
+   */
+  freezeTableValues?: boolean
 }
 
 /** A message as it sits on a topic, decoded with the topic's codecs. */
@@ -58,13 +82,20 @@ export class TestApp {
     readonly broker: MemoryBroker,
     readonly clock: FakeClock,
     private readonly settleTimeoutMs: number,
+    private readonly freezeTableValues: boolean,
   ) {}
 
   /** Starts `app` on a fresh memory broker with a fake clock; resolves when it is ready. */
   static async start(app: App, options: TestAppOptions = {}): Promise<TestApp> {
     const clock = options.clock ?? new FakeClock(options.now)
     const broker = options.broker ?? new MemoryBroker({ name: `test-${app.id}`, now: () => clock.now() })
-    const t = new TestApp(app, broker, clock, options.settleTimeoutMs ?? 10_000)
+    const t = new TestApp(
+      app,
+      broker,
+      clock,
+      options.settleTimeoutMs ?? 10_000,
+      options.freezeTableValues ?? true,
+    )
     let peers = groups.get(broker)
     if (!peers) groups.set(broker, (peers = new Set()))
     peers.add(t)
@@ -76,10 +107,17 @@ export class TestApp {
   private async boot(): Promise<void> {
     // A restarted worker is a peer again: settle() waits for it too.
     this.peers().add(this)
-    await this.app.start({
+    const start: StartOptions = {
       transport: new MemoryTransport(this.broker, { now: () => this.clock.now() }),
       clock: this.clock,
-    })
+    }
+    // The memory store with frozen values in place of the app's memory store: the documented
+    // seam (memoryStore's freezeValues), not a reach into the tables. Another store is kept.
+    const store = this.app.settings.store
+    const memory =
+      typeof store === 'string' ? store === 'memory://' || store === 'memory' : store.kind === 'memory'
+    if (this.freezeTableValues && memory) start.store = memoryStore({ freezeValues: true })
+    await this.app.start(start)
   }
 
   /** Sends through the topic's codecs (or to an agent's source, or a channel) and waits for the ack. */

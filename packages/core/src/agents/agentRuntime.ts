@@ -232,6 +232,21 @@ export class AgentRuntime {
     const event = ctx.event
     ctx.event = undefined
     const name = this.agent.name
+    if (
+      err instanceof ConfigurationError ||
+      (err instanceof MephistoError && err.code === 'CO_PARTITIONING')
+    ) {
+      // Not bad data: every event would fail the same way, so retrying or dead-lettering them
+      // would only bury the mistake under dead letters. Stop, nothing acked; the error names the fix.
+      const at = held[0] ? ` at ${held[0].root.topic}[${held[0].root.partition}]@${held[0].root.offset}` : ''
+      this.worker.logger.error(
+        `agent ${name}: a configuration error${at}; stopping the worker (onError does not apply to ` +
+          'configuration errors). Fix the configuration and start again: the event is processed again then.',
+        { err },
+      )
+      await this.worker.crash(err)
+      return 'crash'
+    }
     if (held.length === 0) {
       // Nothing to retry, skip or dead-letter: restarting would fail the same way forever.
       this.worker.logger.error(`agent ${name} (actor ${index}) failed outside any event`, { err })

@@ -1,14 +1,25 @@
+import { deepFreeze } from './deepFreeze.js'
 import type { Store, StoreWrite, TableStore, TableStoreSpec } from './store.js'
+
+export interface MemoryStoreOptions {
+  /**
+   * Hand out deeply frozen values, so code that changes a value a table read returned (instead
+   * of `set()`ting a new one) throws in strict-mode code. Default `false`; the testkit turns it
+   * on. See `TableStore.frozenValues`.
+   */
+  freezeValues?: boolean
+}
 
 /**
  * Tables in process memory: fast, and rebuilt from the changelog on every start.
  * The default store (`store: 'memory://'`).
  */
-export function memoryStore(): Store {
+export function memoryStore(options: MemoryStoreOptions = {}): Store {
+  const freeze = options.freezeValues === true
   return {
     kind: 'memory',
     async open<V>(_spec: TableStoreSpec<V>): Promise<TableStore<V>> {
-      return new MemoryTableStore<V>()
+      return new MemoryTableStore<V>(freeze)
     },
   }
 }
@@ -16,6 +27,8 @@ export function memoryStore(): Store {
 class MemoryTableStore<V> implements TableStore<V> {
   private readonly parts = new Map<number, Map<string, V>>()
   private readonly applied = new Map<number, number>()
+
+  constructor(readonly frozenValues: boolean) {}
 
   private part(partition: number): Map<string, V> {
     let p = this.parts.get(partition)
@@ -37,7 +50,7 @@ class MemoryTableStore<V> implements TableStore<V> {
     const p = this.part(partition)
     for (const w of writes) {
       if (w.value === undefined) p.delete(w.key)
-      else p.set(w.key, w.value)
+      else p.set(w.key, this.frozenValues ? deepFreeze(w.value) : w.value)
     }
     if (appliedOffset >= 0) this.applied.set(partition, appliedOffset)
   }

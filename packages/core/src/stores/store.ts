@@ -31,6 +31,13 @@ export interface TableStore<V> {
   get(partition: number, key: string): Promise<V | undefined>
   /** Synchronous read for stores that hold everything in memory; absent otherwise. */
   readonly getSync?: (partition: number, key: string) => V | undefined
+  /**
+   * The store hands out deeply frozen values (`memoryStore({ freezeValues: true })`, what the
+   * testkit uses). The table then freezes what `set()` is given and what `default()` returns as
+   * well, so every value a read returns is frozen and an in-place change throws instead of being
+   * lost at the next restart.
+   */
+  readonly frozenValues?: boolean
   getMany(partition: number, keys: readonly string[]): Promise<(V | undefined)[]>
   /** Applies the writes and records `appliedOffset` (the changelog offset they reach) atomically. */
   write(partition: number, writes: readonly StoreWrite<V>[], appliedOffset: number): Promise<void>

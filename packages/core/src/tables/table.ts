@@ -1,4 +1,4 @@
-import { ConfigurationError, MephistoError, NoEventContextError } from '../base/errors.js'
+import { ConfigurationError, EncodeError, MephistoError, NoEventContextError } from '../base/errors.js'
 import type { Store } from '../stores/store.js'
 import { actorContext } from '../streams/context.js'
 import type { Codec, CodecLike } from '../topics/codec.js'
@@ -7,6 +7,20 @@ import { murmur2 } from '../transport/partitioner.js'
 import type { TableSpec, TableState } from './tableState.js'
 import type { Window, WindowedSource, WindowOptions } from './windowed.js'
 import { WindowedTable } from './windowed.js'
+
+/**
+ * What a changelog record takes beyond its key and value: the record batch header (61 bytes) and
+ * the record's own fields (at most about 32), rounded up. A write of at most
+ * `maxValueBytes` then fits a changelog created with `max.message.bytes` of
+ * `maxValueBytes + CHANGELOG_RECORD_HEADROOM`.
+ */
+export const CHANGELOG_RECORD_HEADROOM = 1024
+
+/**
+ * Default `maxValueBytes`: 1 MiB minus the headroom, so the changelog's `max.message.bytes` is
+ * 1 MiB, just under the broker's default `message.max.bytes`.
+ */
+export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024 - CHANGELOG_RECORD_HEADROOM
 
 export interface TableOptions<K, V> {
   /** The value `get` returns for a missing key (not stored until you `set` it). */
@@ -28,8 +42,22 @@ export interface TableOptions<K, V> {
   usePartitioner?: boolean
   /** Replication factor of the changelog topic. */
   replicas?: number
+  /**
+   * The largest changelog record a write may make, encoded key plus value, in bytes. A larger
+   * `set()` throws an `EncodeError` (code `ENCODE`) for the event that made it, and the changelog
+   * is created with `max.message.bytes` to match (this plus 1 KiB of record overhead). Default:
+   * 1 MiB minus that 1 KiB (1,047,552).
+   */
+  maxValueBytes?: number
   /** Called when a window of a windowed view closes (expires), with its final value. */
   onWindowClose?: (key: K, window: Window, value: V) => void | Promise<void>
+}
+
+/** What the default JSON codec encodes, as text (its bytes are the UTF-8 of it). */
+function jsonText(value: unknown): string {
+  const text = JSON.stringify(value)
+  if (text === undefined) throw new EncodeError(`cannot encode ${typeof value} as JSON`)
+  return text
 }
 
 /** Per-call partition, for reads and writes outside an event (timers, pages, tests). */
@@ -51,6 +79,11 @@ export interface TableHost {
 export class Table<K = string, V = unknown> implements TableSpec<K, V>, WindowedSource<K, V> {
   readonly keyCodec: Codec<K>
   readonly valueCodec: Codec<V>
+  /**
+   * @internal The value as JSON text when the value codec is the default JSON one: a write keeps
+   * the text and the commit makes the bytes, once per key (see TableState).
+   */
+  readonly valueText: ((value: V) => string) | undefined
   /** @internal true when keys are plain strings (storage key = the key). */
   readonly stringKeys: boolean
   private readonly defaultFn: (() => V) | undefined
@@ -72,9 +105,18 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
     ) {
       throw new ConfigurationError(`table ${name}: partitions must be a positive integer`)
     }
+    if (
+      options.maxValueBytes !== undefined &&
+      !(Number.isInteger(options.maxValueBytes) && options.maxValueBytes > 0)
+    ) {
+      throw new ConfigurationError(`table ${name}: maxValueBytes must be a positive integer (bytes)`)
+    }
     this.stringKeys = options.key === undefined || options.key === (string() as unknown)
     this.keyCodec = resolveCodec(options.key, string() as unknown as Codec<K>, 'key')
-    this.valueCodec = resolveCodec(options.value, json<V>(), 'value')
+    // A schema checks what set() stores as recovery will decode it, so a value it refuses fails the
+    // event that set it instead of the recovery of every later worker.
+    this.valueCodec = resolveCodec(options.value, json<V>(), 'value', { validateOnEncode: true })
+    this.valueText = options.value === undefined || options.value === json() ? jsonText : undefined
     this.defaultFn = options.default
   }
 
@@ -105,6 +147,11 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
     return this.options.partitions ?? this.host.topicPartitions
   }
 
+  /** The largest changelog record (encoded key plus value) a write may make. */
+  get maxValueBytes(): number {
+    return this.options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES
+  }
+
   /** The value for `key`, or `default()` when absent (without storing it). */
   async get(key: K, options?: PartitionOption): Promise<V> {
     const state = this.state()
@@ -123,12 +170,16 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
     return (await state.read(this.readPartition(sk, options), sk)) !== undefined
   }
 
-  /** Stores `value`: in the local shard now, in the changelog before the next commit. */
+  /**
+   * Stores `value`: in the local shard now, in the changelog before the next commit. The value is
+   * encoded here (a snapshot: change it later and only a new `set()` stores the change); one the
+   * value codec refuses, or larger than `maxValueBytes`, throws an `EncodeError` and stores nothing.
+   */
   set(key: K, value: V, options?: PartitionOption): void {
     if (value === undefined) throw new TypeError(`table ${this.name}: cannot set undefined (use delete)`)
     const state = this.state()
     const sk = this.storageKey(key)
-    state.write(this.writePartition(sk, options, 'set'), sk, value)
+    state.write(this.writePartition(sk, options, 'set'), sk, value, key)
     state.sensors.onTableSet(this.name, key, value)
   }
 
@@ -163,10 +214,10 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
     return this.host.tableState(this)
   }
 
-  /** @internal */
+  /** @internal `default()`, frozen when the table's values are handed out frozen (the testkit). */
   defaultValue(): V {
     if (!this.defaultFn) return undefined as V
-    return this.defaultFn()
+    return this.state().handOut(this.defaultFn())
   }
 
   /** @internal */
@@ -228,7 +279,8 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
         'CO_PARTITIONING',
         `table ${this.name} has ${this.partitions} partition(s) but the current event came from partition ` +
           `${partition} of ${topic}. Tables are sharded like their source: give the table as many partitions ` +
-          `as ${topic}, or groupBy into a topic with ${this.partitions}.`,
+          `as ${topic}, or re-key into ${this.partitions} with groupBy(fn, { name, partitions: ${this.partitions} }). ` +
+          'This is a configuration error: the worker stops (no event is dead-lettered for it).',
       )
     }
     return partition

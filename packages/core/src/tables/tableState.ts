@@ -1,8 +1,9 @@
 import type { Clock } from '../base/clock.js'
-import { MephistoError } from '../base/errors.js'
+import { DecodeError, EncodeError, MephistoError } from '../base/errors.js'
 import { inParallel } from '../base/inParallel.js'
 import { KeyedLock } from '../base/keyedLock.js'
 import type { Sensor } from '../sensors/sensor.js'
+import { deepFreeze } from '../stores/deepFreeze.js'
 import type { StoreWrite, TableStore } from '../stores/store.js'
 import type { Codec } from '../topics/codec.js'
 import type { OutgoingRecord, RawRecord, RecordMetadata, Transport } from '../transport/transport.js'
@@ -17,7 +18,16 @@ interface ChangelogBounds {
   starts: Map<number, number>
 }
 
-type Pending<V> = Map<string, V | typeof DELETED>
+/**
+ * A pending write: the value reads see, and its changelog value encoded once when it was set (as
+ * JSON text for the default codec: the bytes are made at commit, once per key, not per write).
+ */
+interface Write<V> {
+  value: V
+  encoded: Buffer | string
+}
+
+type Pending<V> = Map<string, Write<V> | typeof DELETED>
 
 /**
  * What a table's state (and the worker driving it) needs of the table's definition. `Table`
@@ -32,6 +42,10 @@ export interface TableSpec<K, V> {
   readonly keyCodec: Codec<K>
   readonly valueCodec: Codec<V>
   readonly options: { readonly standbyReplicas?: number }
+  /** The largest changelog record (encoded key plus value) a write may make. */
+  readonly maxValueBytes: number
+  /** The value codec as text, when it is the default JSON codec (what its bytes are the UTF-8 of). */
+  readonly valueText?: ((value: V) => string) | undefined
   /** The changelog record key of a storage key. */
   keyBytes(storageKey: string): Buffer
   /** The storage key of a changelog record key. */
@@ -46,6 +60,12 @@ export interface TableSpec<K, V> {
  * key: a hot key costs one changelog record per commit, not one per event. That is safe
  * because input offsets are committed only after the changelog flush; a crash loses the
  * dirty writes together with the uncommitted offsets whose events made them.
+ *
+ * A value is encoded when it is written, not at commit: a value the codec refuses, or one too
+ * large for the changelog, then fails the write (and so the event that made it, under its agent's
+ * `onError`) instead of every commit after it. The encoding is kept for the commit, which does
+ * not encode again: JSON text for the default codec, made bytes once per key per commit (a
+ * Buffer per write would cost about as much as the JSON itself).
  */
 export class TableState<K, V> {
   private dirty = new Map<number, Pending<V>>()
@@ -53,6 +73,10 @@ export class TableState<K, V> {
   private readonly owned = new Set<number>()
   private dirtyCount = 0
   private readonly locks = new KeyedLock<number>()
+  private readonly maxValueBytes: number
+  private readonly valueText: ((value: V) => string) | undefined
+  /** Values are handed out deeply frozen (the store asks for it: the testkit's memory store). */
+  readonly frozenValues: boolean
 
   constructor(
     readonly table: TableSpec<K, V>,
@@ -62,7 +86,11 @@ export class TableState<K, V> {
     /** Asks the worker for an early commit when too many writes are pending. */
     private readonly requestCommit: () => void,
     private readonly maxDirty = 50_000,
-  ) {}
+  ) {
+    this.maxValueBytes = table.maxValueBytes
+    this.valueText = table.valueText
+    this.frozenValues = store.frozenValues === true
+  }
 
   ownedPartitions(): number[] {
     return [...this.owned].sort((a, b) => a - b)
@@ -74,13 +102,18 @@ export class TableState<K, V> {
 
   async read(partition: number, sk: string): Promise<V | undefined> {
     const d = this.dirty.get(partition)?.get(sk) ?? this.flushing.get(partition)?.get(sk)
-    if (d !== undefined) return d === DELETED ? undefined : d
+    if (d !== undefined) return d === DELETED ? undefined : d.value
     const sync = this.store.getSync
     if (sync) return sync(partition, sk)
     return this.store.get(partition, sk)
   }
 
-  write(partition: number, sk: string, value: V | undefined): void {
+  /**
+   * Writes `value` (`undefined` deletes) to the partition's pending writes. Throws, storing
+   * nothing, when the partition is not owned here or the value cannot go to the changelog; `key`
+   * is the key as the caller knows it, for that error.
+   */
+  write(partition: number, sk: string, value: V | undefined, key?: unknown): void {
     if (!this.owned.has(partition)) {
       throw new MephistoError(
         'NOT_READY',
@@ -88,15 +121,76 @@ export class TableState<K, V> {
           `[${this.ownedPartitions().join(', ')}]); write from the agent that processes that partition`,
       )
     }
+    let entry: Write<V> | typeof DELETED = DELETED
+    if (value !== undefined) {
+      entry = { value, encoded: this.encode(sk, value, key) }
+      if (this.frozenValues) deepFreeze(value)
+    }
     let d = this.dirty.get(partition)
     if (!d) this.dirty.set(partition, (d = new Map()))
     const before = d.size
-    d.set(sk, value === undefined ? DELETED : value)
+    d.set(sk, entry)
     if (d.size > before && ++this.dirtyCount >= this.maxDirty) this.requestCommit()
   }
 
+  /** `default()` of the table as a read hands it out (frozen when values are). */
+  handOut(value: V): V {
+    return this.frozenValues ? deepFreeze(value) : value
+  }
+
+  private encode(sk: string, value: V, key: unknown): Buffer | string {
+    let encoded: Buffer | string
+    try {
+      encoded = this.valueText ? this.valueText(value) : this.table.valueCodec.encode(value)
+    } catch (cause) {
+      const where = `table ${this.table.name}: the value for key ${this.describeKey(sk, key)}`
+      if (cause instanceof DecodeError && cause.code === 'SCHEMA_VALIDATION') {
+        // The table's schema refuses it: recovery would refuse it too, on every later start.
+        throw new DecodeError(
+          'SCHEMA_VALIDATION',
+          'value',
+          `${where}: ${cause.message}; nothing was stored`,
+          {
+            cause,
+            ...(cause.issues ? { issues: cause.issues } : {}),
+          },
+        )
+      }
+      throw new EncodeError(
+        `${where} cannot be encoded (${(cause as Error)?.message ?? cause}); nothing was stored. A ` +
+          'table value must be one its value codec can encode (JSON by default: no BigInt, no cycles).',
+        { cause },
+      )
+    }
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: exact sizes only near the limit.
+    const text = typeof encoded === 'string'
+    if ((text ? 3 * encoded.length : encoded.length) + 3 * sk.length > this.maxValueBytes) {
+      const valueBytes = text ? Buffer.byteLength(encoded) : encoded.length
+      const keyBytes = this.table.keyBytes(sk).length
+      if (valueBytes + keyBytes > this.maxValueBytes) {
+        throw new EncodeError(
+          `table ${this.table.name}: the value for key ${this.describeKey(sk, key)} is ${valueBytes} bytes ` +
+            `encoded (key ${keyBytes}), over the table's limit of ${this.maxValueBytes} bytes for a changelog ` +
+            'record (maxValueBytes); nothing was stored. Split the value over several keys, or raise the ' +
+            "table's maxValueBytes (its changelog is created with max.message.bytes to match).",
+        )
+      }
+    }
+    return encoded
+  }
+
+  private describeKey(sk: string, key: unknown): string {
+    let text: string
+    try {
+      text = JSON.stringify(key === undefined ? sk : key) ?? String(key)
+    } catch {
+      text = String(key)
+    }
+    return text.length > 200 ? `${text.slice(0, 200)}...` : text
+  }
+
   async *entries(partition: number): AsyncIterable<[string, V]> {
-    const overlay = new Map<string, V | typeof DELETED>([
+    const overlay = new Map<string, Write<V> | typeof DELETED>([
       ...(this.flushing.get(partition) ?? []),
       ...(this.dirty.get(partition) ?? []),
     ])
@@ -104,7 +198,7 @@ export class TableState<K, V> {
       if (overlay.has(sk)) continue
       yield [sk, v]
     }
-    for (const [sk, v] of overlay) if (v !== DELETED) yield [sk, v]
+    for (const [sk, v] of overlay) if (v !== DELETED) yield [sk, v.value]
   }
 
   /**
@@ -116,7 +210,6 @@ export class TableState<K, V> {
     const records: OutgoingRecord[] = []
     if (this.dirtyCount === 0 && this.dirty.size === 0 && this.flushing.size === 0) return records
     const topic = this.table.changelogTopic
-    const encode = this.table.valueCodec.encode
     // A previous commit that failed left its writes in `flushing`: they are sent again, every
     // partition of them, whether or not it has new writes (completeCommit applies all of
     // `flushing` to the store, so one not sent again would be stored but never in the changelog).
@@ -132,7 +225,8 @@ export class TableState<K, V> {
           topic,
           partition,
           key: this.table.keyBytes(sk),
-          value: v === DELETED ? null : encode(v),
+          value:
+            v === DELETED ? null : typeof v.encoded === 'string' ? Buffer.from(v.encoded, 'utf8') : v.encoded,
         })
       }
     }
@@ -148,7 +242,7 @@ export class TableState<K, V> {
     for (const m of flushed) if (m.topic === topic) offsets.set(m.partition, m.offset)
     for (const [partition, writes] of this.flushing) {
       const batch: StoreWrite<V>[] = []
-      for (const [key, v] of writes) batch.push({ key, value: v === DELETED ? undefined : v })
+      for (const [key, v] of writes) batch.push({ key, value: v === DELETED ? undefined : v.value })
       // Only owned partitions are kept; a revoked one was flushed to the changelog, which is enough.
       if (this.owned.has(partition)) await this.store.write(partition, batch, offsets.get(partition) ?? -1)
       // Dropped only once its own write landed: reads of a partition still waiting for its turn

@@ -115,7 +115,7 @@ export class WindowedTable<K, V> {
     const sk = this.table.storageKey(key)
     let wrote = false
     for (const w of this.openWindows(state, this.relativeTime())) {
-      state.write(partition, windowKey(sk, w.start), value)
+      state.write(partition, windowKey(sk, w.start), value, key)
       wrote = true
     }
     if (!wrote) state.sensors.onLateEvent(this.table.name)
@@ -135,7 +135,7 @@ export class WindowedTable<K, V> {
     for (const w of windows) {
       const wk = windowKey(sk, w.start)
       const current = await state.read(partition, wk)
-      state.write(partition, wk, await fn(current === undefined ? this.table.defaultValue() : current))
+      state.write(partition, wk, await fn(current === undefined ? this.table.defaultValue() : current), key)
     }
     return true
   }

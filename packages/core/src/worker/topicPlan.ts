@@ -8,6 +8,7 @@
 import type { Agent } from '../agents/agent.js'
 import { MephistoError } from '../base/errors.js'
 import type { RepartitionSpec } from '../streams/stream.js'
+import { CHANGELOG_RECORD_HEADROOM } from '../tables/table.js'
 import type { Codec } from '../topics/codec.js'
 import { json, string } from '../topics/codec.js'
 import { Topic } from '../topics/topic.js'
@@ -36,7 +37,11 @@ export class TopicPlan {
     this.leaderTopic = leaderTopicOf(host.id)
   }
 
-  /** The repartition topic of a groupBy, created on first use. */
+  /**
+   * The repartition topic of a groupBy, created on first use. Its partitions default to the
+   * source topic's (as Kafka Streams and Faust size theirs), so a table sharded like the source
+   * fits the re-keyed stream too; a channel source has no partitions of its own: the app default.
+   */
   repartitionTopic(agent: Agent<any, any, any>, spec: RepartitionSpec): Topic<any, any> {
     const name = `${this.host.id}-${agent.name}-${spec.repartition}-repartition`
     let t = this.internal.get(name)
@@ -47,7 +52,10 @@ export class TopicPlan {
         {
           key: spec.key ?? groupKeyCodec,
           value: source instanceof Topic ? source.valueCodec : json(),
-          partitions: spec.partitions ?? this.host.topicPartitions,
+          partitions:
+            spec.partitions ??
+            (source instanceof Topic ? source.options.partitions : undefined) ??
+            this.host.topicPartitions,
           internal: true,
         },
         this.host,
@@ -76,7 +84,14 @@ export class TopicPlan {
       add(s)
     }
     for (const tb of host.tables) {
-      const s: TopicSpec = { name: tb.changelogTopic, partitions: tb.partitions, compacted: true }
+      const s: TopicSpec = {
+        name: tb.changelogTopic,
+        partitions: tb.partitions,
+        compacted: true,
+        // Room for the largest record a write may make (set() refuses larger ones), so a big value
+        // does not fail every flush on the broker's default limit.
+        config: { 'max.message.bytes': String(tb.maxValueBytes + CHANGELOG_RECORD_HEADROOM) },
+      }
       if (tb.options.replicas !== undefined) s.replicas = tb.options.replicas
       add(s)
     }
