@@ -118,7 +118,7 @@ describe('exactly_once', () => {
     expectOutputsOnce(t, expected)
   })
 
-  it('refuses sendAndWait inside an agent with a clear error', async () => {
+  it('refuses sendAndWait inside an agent with a clear error, and stops the worker (a mistake in the code, not bad data)', async () => {
     const h = hitCounter({ processingGuarantee: 'exactly_once' })
     const waiter = h.app.agent(
       h.countTopic,
@@ -127,12 +127,17 @@ describe('exactly_once', () => {
       },
       { name: 'waiter', onError: 'skip' },
     )
-    const errors: unknown[] = []
-    h.app.sensors.add({ onSkip: (_agent: string, err: unknown) => void errors.push(err) })
+    const skips: unknown[] = []
+    h.app.sensors.add({ onSkip: (_agent: string, err: unknown) => void skips.push(err) })
     const t = await TestApp.start(h.app)
-    await t.agent(waiter).put({ userId: 'x', hits: 30, timestamp: 0 })
-    await t.settle()
-    expect(String(errors[0])).toMatch(/sendAndWait .* not available under exactly_once/)
-    await t.stop()
+    const err = await t
+      .agent(waiter)
+      .put({ userId: 'x', hits: 30, timestamp: 0 })
+      .catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'CONFIGURATION' })
+    expect(String(err)).toMatch(/sendAndWait .* not available under exactly_once/)
+    // onError does not apply to a configuration error: it is not skipped, the worker stops.
+    expect(skips).toEqual([])
+    expect(h.app.experimental_testing.state).toBe('crashed')
   })
 })
