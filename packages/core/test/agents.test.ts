@@ -264,3 +264,46 @@ describe('agents', () => {
     for (let p = 0; p < 4; p++) expect(await seenBy.get(`job-${p}`, { partition: p })).toBe(p)
   })
 })
+
+describe('agent mistakes stop the worker loudly', () => {
+  it('an agent body that breaks out of its stream while the worker runs crashes it, naming the fix', async () => {
+    const app = quietApp('breaks')
+    const numbers = app.topic<string, number>('numbers', { partitions: 1 })
+    const seen: number[] = []
+    app.agent(numbers, async (stream) => {
+      for await (const n of stream) {
+        seen.push(n)
+        if (n === 2) break
+      }
+    })
+    const t = await start(app)
+    for (const n of [1, 2, 3]) await t.send(numbers, { key: 'k', value: n })
+    await expect(t.settle()).rejects.toMatchObject({
+      code: 'AGENT_FAILED',
+      message: expect.stringMatching(/returned while the worker runs.*`continue`, not `break`/),
+    })
+    expect(seen).toEqual([1, 2])
+    expect(app.experimental_testing.state).toBe('crashed')
+  })
+
+  it('an onError function that returns an unknown action is a configuration error, not a skip', async () => {
+    const app = quietApp('typo-policy')
+    const numbers = app.topic<string, number>('numbers', { partitions: 1 })
+    const skipped: unknown[] = []
+    app.sensors.add({ onSkip: (_agent: string, err: unknown) => void skipped.push(err) })
+    app.agent(
+      numbers,
+      async (stream) => {
+        for await (const _ of stream) throw new Error('bad event')
+      },
+      { retries: 0, onError: () => 'dql' as never },
+    )
+    const t = await start(app)
+    await t.send(numbers, { key: 'k', value: 1 })
+    await expect(t.settle()).rejects.toMatchObject({
+      code: 'CONFIGURATION',
+      message: expect.stringMatching(/onError returned "dql"; return 'dlq', 'skip', 'crash' or nothing/),
+    })
+    expect(skipped).toEqual([])
+  })
+})

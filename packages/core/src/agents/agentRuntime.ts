@@ -216,6 +216,7 @@ export class AgentRuntime {
           }
           // The body returned (its stream ended or it broke out): what it held is done.
           ackHeld(ctx)
+          if (!this.stopped && !this.worker.dead) await this.returned(index)
           return
         } catch (err) {
           if (this.stopped || this.worker.dead) return
@@ -224,6 +225,21 @@ export class AgentRuntime {
         }
       }
     })
+  }
+
+  /**
+   * The body returned or broke out of its loop while the worker runs: its partitions would no
+   * longer be read, silently. That is a bug in the agent, so the worker stops, loudly.
+   */
+  private async returned(index: number): Promise<void> {
+    const err = new MephistoError(
+      'AGENT_FAILED',
+      `agent ${this.agent.name} (actor ${index}) returned while the worker runs, so nothing would read its ` +
+        'stream any more. An agent reads its stream for as long as the worker runs: skip an event with ' +
+        '`continue`, not `break` or `return`.',
+    )
+    this.worker.logger.error(err.message)
+    await this.worker.crash(err)
   }
 
   /** Applies the agent's `onError` to what the actor held when it threw. */
@@ -284,12 +300,24 @@ export class AgentRuntime {
     let action: ErrorAction
     const policy = this.agent.onError
     if (typeof policy === 'function') {
+      let chosen: unknown
       try {
-        action = (await policy(err, event)) ?? 'skip'
+        chosen = await policy(err, event)
       } catch (handlerErr) {
         this.worker.logger.error(`agent ${name}: onError handler threw; crashing`, { err: handlerErr })
-        action = 'crash'
+        chosen = 'crash'
       }
+      if (chosen !== undefined && chosen !== 'dlq' && chosen !== 'skip' && chosen !== 'crash') {
+        // A typo in the handler would otherwise skip every failing event: stop instead.
+        const bad = new ConfigurationError(
+          `agent ${name}: onError returned ${JSON.stringify(chosen)}; return 'dlq', 'skip', 'crash' or nothing (skip)`,
+          { cause: err },
+        )
+        this.worker.logger.error(bad.message)
+        await this.worker.crash(bad)
+        return 'crash'
+      }
+      action = (chosen as ErrorAction | undefined) ?? 'skip'
     } else {
       action = policy
     }
