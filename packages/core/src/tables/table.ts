@@ -22,6 +22,9 @@ export const CHANGELOG_RECORD_HEADROOM = 1024
  */
 export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024 - CHANGELOG_RECORD_HEADROOM
 
+/** Default `recoveryWaitMs`. */
+export const DEFAULT_RECOVERY_WAIT_MS = 5000
+
 export interface TableOptions<K, V> {
   /** The value `get` returns for a missing key (not stored until you `set` it). */
   default?: () => V
@@ -49,6 +52,11 @@ export interface TableOptions<K, V> {
    * 1 MiB minus that 1 KiB (1,047,552).
    */
   maxValueBytes?: number
+  /**
+   * How long a read from outside any event (a page, a timer, a test) waits for its partition while
+   * that partition is being recovered, before it throws NotReadyError. Default 5000 ms (real time).
+   */
+  recoveryWaitMs?: number
   /** Called when a window of a windowed view closes (expires), with its final value. */
   onWindowClose?: (key: K, window: Window, value: V) => void | Promise<void>
 }
@@ -157,6 +165,7 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
     const state = this.state()
     const sk = this.storageKey(key)
     const p = this.readPartition(sk, options)
+    if (state.recovering.has(p)) await this.awaitRecovery(state, p)
     const v = await state.read(p, sk)
     state.sensors.onTableGet(this.name, key)
     if (v !== undefined) return v
@@ -167,7 +176,20 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
   async has(key: K, options?: PartitionOption): Promise<boolean> {
     const state = this.state()
     const sk = this.storageKey(key)
-    return (await state.read(this.readPartition(sk, options), sk)) !== undefined
+    const p = this.readPartition(sk, options)
+    if (state.recovering.has(p)) await this.awaitRecovery(state, p)
+    return (await state.read(p, sk)) !== undefined
+  }
+
+  /**
+   * A read from outside any event (a page, a timer) of a partition being recovered waits for its
+   * recovery, bounded by `recoveryWaitMs`, instead of answering the default of a value still on
+   * its way; past the bound it throws NotReadyError (a page answers 503). Events never wait: a
+   * partition's events are delivered only once its tables have recovered.
+   */
+  private async awaitRecovery(state: TableState<K, V>, partition: number): Promise<void> {
+    if (actorContext.getStore()?.event) return
+    await state.recovering.wait(partition, this.options.recoveryWaitMs ?? DEFAULT_RECOVERY_WAIT_MS)
   }
 
   /**

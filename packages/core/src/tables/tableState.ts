@@ -8,6 +8,8 @@ import type { StoreWrite, TableStore } from '../stores/store.js'
 import type { Codec } from '../topics/codec.js'
 import type { OutgoingRecord, RawRecord, RecordMetadata, Transport } from '../transport/transport.js'
 
+import { RecoveringPartitions } from './recoveringPartitions.js'
+
 const DELETED: unique symbol = Symbol('deleted')
 
 /** Partitions of one table recovered at once. */
@@ -73,6 +75,8 @@ export class TableState<K, V> {
   private readonly owned = new Set<number>()
   private dirtyCount = 0
   private readonly locks = new KeyedLock<number>()
+  /** Partitions being recovered: reads from outside an event wait for them (Table.get). */
+  readonly recovering: RecoveringPartitions
   private readonly maxValueBytes: number
   private readonly valueText: ((value: V) => string) | undefined
   /** Values are handed out deeply frozen (the store asks for it: the testkit's memory store). */
@@ -90,6 +94,7 @@ export class TableState<K, V> {
     this.maxValueBytes = table.maxValueBytes
     this.valueText = table.valueText
     this.frozenValues = store.frozenValues === true
+    this.recovering = new RecoveringPartitions(table.name)
   }
 
   ownedPartitions(): number[] {
@@ -280,13 +285,20 @@ export class TableState<K, V> {
     const todo = partitions.filter((p) => !this.owned.has(p))
     const replayed = new Map<number, number>()
     if (todo.length > 0) {
-      const bounds = await this.changelogBounds(transport)
-      await inParallel(todo, RECOVERY_PARALLELISM, (partition) =>
-        this.exclusive(partition, async () => {
-          replayed.set(partition, await this.catchUp(transport, partition, true, bounds))
-          this.owned.add(partition)
-        }),
-      )
+      for (const p of todo) this.recovering.begin(p)
+      try {
+        const bounds = await this.changelogBounds(transport)
+        await inParallel(todo, RECOVERY_PARALLELISM, (partition) =>
+          this.exclusive(partition, async () => {
+            replayed.set(partition, await this.catchUp(transport, partition, true, bounds))
+            this.owned.add(partition)
+            this.recovering.end(partition)
+          }),
+        )
+      } catch (err) {
+        for (const p of todo) this.recovering.end(p, err)
+        throw err
+      }
     }
     return partitions.map((p) => replayed.get(p) ?? 0)
   }
