@@ -13,18 +13,36 @@ import { cliVersion } from './version.js'
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGINT: 2, SIGTERM: 15 }
 
-/** The web options the worker's flags ask for, or undefined to keep the app's. */
-export function webOverrides(argv: ParsedArgs): false | WebOptions | undefined {
+/**
+ * The web options the worker's flags and environment ask for, or undefined to keep the app's:
+ * `--web-host`, `--web-port`, `MEPHISTO_WEB_TOKEN` (the bearer token; empty counts as unset) and
+ * `MEPHISTO_WEB_ALLOWED_HOSTS` (host names, comma-separated). `--without-web` wins over all.
+ */
+export function webOverrides(
+  argv: ParsedArgs,
+  env: NodeJS.ProcessEnv = process.env,
+): false | WebOptions | undefined {
   if (argv.options['without-web']) return false
   const host = stringOption(argv.options, 'web-host')
   const port =
     argv.options['web-port'] === undefined
       ? undefined
       : intOption(argv.options, 'web-port', DEFAULTS.webPort, 'worker')
-  if (host === undefined && port === undefined) return undefined
+  const token = env.MEPHISTO_WEB_TOKEN?.trim() || undefined
+  const allowedHosts = (env.MEPHISTO_WEB_ALLOWED_HOSTS ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '')
+  if (host === undefined && port === undefined && token === undefined && allowedHosts.length === 0)
+    return undefined
   if (port !== undefined && port > 65535)
     throw new UsageError(`--web-port must be 0 to 65535 (got ${port})`, 'worker')
-  return { ...(host !== undefined && { host }), ...(port !== undefined && { port }) }
+  return {
+    ...(host !== undefined && { host }),
+    ...(port !== undefined && { port }),
+    ...(token !== undefined && { token }),
+    ...(allowedHosts.length > 0 && { allowedHosts }),
+  }
 }
 
 /**

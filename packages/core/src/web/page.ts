@@ -6,6 +6,19 @@ export interface WebOptions {
   port?: number
   /** Interface to bind. Default `127.0.0.1`: only this machine can connect unless you say otherwise. */
   host?: string
+  /**
+   * Host names requests may name in their `Host` header, besides the defaults: `localhost`, any
+   * IP address, and `host` when it is a name. Others get 403 `HOST_NOT_ALLOWED`, which stops a web
+   * page from reading the server through DNS rebinding. `'.example.com'` allows example.com and
+   * its subdomains; `'*'` allows any name (then set a `token`).
+   */
+  allowedHosts?: string[]
+  /**
+   * When set, every request but `/health` needs `Authorization: Bearer <token>` (or, for GET and
+   * HEAD, Basic with the token as password, so a browser can open the dashboard); others get 401.
+   * Set it whenever `host` is reachable from other machines. The CLI reads `MEPHISTO_WEB_TOKEN`.
+   */
+  token?: string
 }
 
 /** What a page handler gets: the parts of the HTTP request a page needs. */

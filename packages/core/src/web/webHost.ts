@@ -3,6 +3,7 @@
  * worker implements `WebHost`, the app `WebApp`. The web never imports the worker or the app.
  */
 import type { Agent } from '../agents/agent.js'
+import type { Logger } from '../base/logger.js'
 import type { Monitor } from '../sensors/monitor.js'
 import type { SensorSet } from '../sensors/sensorSet.js'
 import type { Table } from '../tables/table.js'
@@ -21,6 +22,8 @@ export interface PageRoute {
 /** The app's declarations and services the pages read. */
 export interface WebApp {
   readonly id: string
+  /** Where a failing page is logged (its error is not sent to the client). */
+  readonly logger: Logger
   readonly monitor: Monitor
   readonly sensors: SensorSet
   readonly topics: ReadonlyMap<string, Topic<any, any>>

@@ -1,7 +1,10 @@
 import { request as httpRequest } from 'node:http'
+import { connect } from 'node:net'
 import { TestApp } from '@mephisto/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 import { App } from '../app/app.js'
+import { MephistoError, NotReadyError } from '../base/errors.js'
+import type { Logger } from '../base/logger.js'
 import type { Sensor } from '../sensors/sensor.js'
 import { memoryStore } from '../stores/memoryStore.js'
 import type { Store, TableStore } from '../stores/store.js'
@@ -21,7 +24,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
 
-function hitCounter(options: { web?: false | { port?: number; host?: string } } = { web: { port: 0 } }) {
+function hitCounter(
+  options: { web?: false | { port?: number; host?: string }; logger?: Logger } = { web: { port: 0 } },
+) {
   const app = new App({ id: 'web-hits', logger: 'warn', ...options })
   const hits = app.topic<string, Hit>('hits', { partitions: 2 })
   const counts = app.table<string, number>('counts', { default: () => 0, partitions: 2 })
@@ -325,7 +330,7 @@ describe('web server', () => {
   })
 
   it('serves custom pages: params, JSON, full responses, failures', async () => {
-    const h = hitCounter()
+    const h = hitCounter({ web: { port: 0 }, logger: recordingLogger().logger })
     h.app.page('/counts/:user', async (req) => ({
       user: req.params.user,
       count: await h.counts.get(req.params.user ?? ''),
@@ -353,9 +358,7 @@ describe('web server', () => {
       body: 'hello',
       q: '1',
     })
-    const boom = await getJson(`${url}/boom`)
-    expect(boom.status).toBe(500)
-    expect(boom.body).toEqual({ error: 'PAGE_FAILED', message: '/boom failed: page exploded' })
+    expect((await getJson(`${url}/boom`)).status).toBe(500)
     expect((await getJson(`${url}/big`)).body).toEqual({ n: '10' })
     expect((await getJson(`${url}/health`)).status).toBe(200)
   })
@@ -390,5 +393,142 @@ describe('web server', () => {
     expect(html).toContain('<canvas id="chart"')
     expect(html).toContain('"web-hits"')
     expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href=/)
+  })
+})
+
+/** Log lines, kept for the test to read. */
+function recordingLogger(): { logger: Logger; errors: { msg: string; fields?: Record<string, unknown> }[] } {
+  const errors: { msg: string; fields?: Record<string, unknown> }[] = []
+  const ignore = (): void => {}
+  return {
+    logger: {
+      debug: ignore,
+      info: ignore,
+      warn: ignore,
+      error: (msg, fields) => void errors.push({ msg, ...(fields && { fields }) }),
+    },
+    errors,
+  }
+}
+
+/**
+ * Writes `text` on one raw socket and collects what comes back until the server closes the
+ * socket, or `waitMs` passes (then `closed` is false: the socket hung).
+ */
+function exchange(url: string, text: string, waitMs: number): Promise<{ data: string; closed: boolean }> {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve) => {
+    let data = ''
+    const socket = connect(Number(port), hostname, () => socket.write(text))
+    const timer = setTimeout(() => {
+      socket.destroy()
+      resolve({ data, closed: false })
+    }, waitMs)
+    socket.on('data', (d) => (data += d.toString()))
+    // A reset after the answer (the server closing with the rest of our body unread) is a close too.
+    socket.on('error', () => {})
+    socket.on('close', () => {
+      clearTimeout(timer)
+      resolve({ data, closed: true })
+    })
+  })
+}
+
+describe('web server failure paths', () => {
+  it('answers a failing page or sensor route with a generic 500 and logs the error with its request id', async () => {
+    const { logger, errors } = recordingLogger()
+    const h = hitCounter({ web: { port: 0 }, logger })
+    h.app.page('/boom', () => {
+      throw new Error('cannot connect: password=hunter2')
+    })
+    h.app.page('/ours', () => {
+      throw new MephistoError('BROKER', 'broker at user:hunter2@kafka refused')
+    })
+    h.app.page('/cycle', () => {
+      const secret: Record<string, unknown> = { password: 'hunter2' }
+      secret.self = secret
+      return secret
+    })
+    const failing: Sensor & WebRoutes = {
+      webRoutes: () => ({
+        '/metrics': () => {
+          throw new Error('registry broke: token=hunter2')
+        },
+      }),
+    }
+    h.app.sensors.add(failing)
+    const { url } = await started(h.app)
+    for (const path of ['/boom', '/ours', '/cycle', '/metrics']) {
+      const res = await fetch(`${url}${path}`)
+      const text = await res.text()
+      expect({ path, status: res.status }).toEqual({ path, status: 500 })
+      expect(text).not.toContain('hunter2')
+      const body = JSON.parse(text)
+      expect(body).toEqual({
+        error: 'INTERNAL',
+        message: `the page failed; see the worker log (request ${body.requestId})`,
+        requestId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      })
+      expect(res.headers.get('x-request-id')).toBe(body.requestId)
+      const logged = errors.find((e) => e.fields?.requestId === body.requestId)
+      expect(logged?.msg).toContain(path)
+      expect(logged?.fields?.route).toBe(path)
+    }
+    expect(String((errors[0]?.fields?.err as Error | undefined)?.message)).toContain('password=hunter2')
+    expect((await getJson(`${url}/health`)).status).toBe(200)
+  })
+
+  it('keeps answering our own client errors as before: NOT_READY is 503 with its message', async () => {
+    const { logger, errors } = recordingLogger()
+    const h = hitCounter({ web: { port: 0 }, logger })
+    h.app.page('/later', () => {
+      throw new NotReadyError('table counts is recovering; try again')
+    })
+    const { url } = await started(h.app)
+    const res = await getJson(`${url}/later`)
+    expect(res).toMatchObject({
+      status: 503,
+      body: { error: 'NOT_READY', message: 'table counts is recovering; try again' },
+    })
+    expect(errors).toEqual([])
+  })
+
+  it('answers a too-large body with 413 and Connection: close, and closes the socket', async () => {
+    const h = hitCounter()
+    h.app.page('/echo', (req) => ({ size: req.body.length }))
+    const { url } = await started(h.app)
+    const size = (1 << 20) + 1024
+    const first = `POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${size}\r\n\r\n${'x'.repeat(size)}`
+    const second = 'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
+    // Told by Content-Length, and found while reading a chunked body that has none.
+    const chunked = `POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n${size.toString(16)}\r\n${'x'.repeat(size)}\r\n0\r\n\r\n`
+    for (const tooLarge of [first, chunked]) {
+      const { data, closed } = await exchange(url, tooLarge + second, 3000)
+      expect(data).toMatch(/^HTTP\/1\.1 413 /)
+      expect(data.toLowerCase()).toContain('connection: close')
+      // Closed, so the client sends the second request on a new connection instead of hanging.
+      expect(closed).toBe(true)
+    }
+    expect((await getJson(`${url}/health`)).status).toBe(200)
+  })
+
+  it("answers 405 to other methods than GET and HEAD on sensors' routes; custom pages take every method", async () => {
+    const h = hitCounter()
+    const metrics: Sensor & WebRoutes = { webRoutes: () => ({ '/metrics': () => 'm 1\n' }) }
+    h.app.sensors.add(metrics)
+    h.app.page('/echo', (req) => ({ method: req.method }))
+    const { url } = await started(h.app)
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+      const res = await fetch(`${url}/metrics`, { method })
+      expect({ method, status: res.status, allow: res.headers.get('allow') }).toEqual({
+        method,
+        status: 405,
+        allow: 'GET, HEAD',
+      })
+      expect((await getJson(`${url}/health`, { method })).status).toBe(405)
+      expect((await getJson(`${url}/echo`, { method })).body).toEqual({ method })
+    }
+    expect(await (await fetch(`${url}/metrics`)).text()).toBe('m 1\n')
+    expect((await fetch(`${url}/metrics`, { method: 'HEAD' })).status).toBe(200)
   })
 })

@@ -1,7 +1,9 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ConfigurationError, MephistoError } from '../base/errors.js'
+import { HostAllowList, isLoopbackHost, TokenCheck, validateAccessOptions } from './access.js'
 import { builtinRoutes } from './builtinRoutes.js'
 import type { PageHandler, WebOptions, WebRequest, WebResponse } from './page.js'
 import { hasWebRoutes, isWebResponse } from './page.js'
@@ -9,16 +11,35 @@ import type { RoutePattern } from './route.js'
 import { matchRoute, parseRoute, splitPath } from './route.js'
 import type { WebHost } from './webHost.js'
 
-/** A route: a pattern, its handler, and whether it is one of the built-in read-only pages. */
+/**
+ * A route: a pattern, its handler, whether it is one of the built-in pages, and the methods it
+ * answers (others get 405); undefined for the app's pages, whose handler sees every method.
+ */
 export interface WebRoute {
   route: RoutePattern
   handler: PageHandler
   builtin: boolean
+  methods: readonly string[] | undefined
 }
+
+/** A response as the server writes it: a header may repeat (`www-authenticate`). */
+type Answer = Omit<WebResponse, 'headers'> & { headers?: OutgoingHttpHeaders }
+
+/** The methods of the built-in pages and of sensors' routes: they only read. */
+const READ_METHODS: readonly string[] = ['GET', 'HEAD']
+
+/** The one path open without the token: platforms probe it and it tells only the app's state. */
+const OPEN_ROUTE = '/health'
 
 export const DEFAULT_WEB_PORT = 6066
 export const DEFAULT_WEB_HOST = '127.0.0.1'
 const MAX_BODY_BYTES = 1 << 20
+
+const TOO_LARGE: unique symbol = Symbol('too large')
+const GONE: unique symbol = Symbol('client gone')
+
+/** The status reported to the sensors when the client left before its body was read (nginx's). */
+const CLIENT_GONE = 499
 
 /** The route label of requests no route matched: one label, however many paths are probed. */
 export const UNMATCHED_ROUTE = '/*'
@@ -26,13 +47,16 @@ export const UNMATCHED_ROUTE = '/*'
 /**
  * The worker's HTTP server on `node:http`: built-in pages (`/`, `/health`, `/stats`, `/agents`,
  * `/topics`, `/tables...`), routes of sensors implementing `WebRoutes` (`/metrics`), and the app's
- * custom pages. Every request is answered: bad paths get 4xx JSON, a failing handler 500 JSON; the
- * worker never crashes because of a request. Each request is reported to the sensors'
+ * custom pages. Every request is answered: a Host not allowed 403, a missing token 401, bad paths
+ * 4xx JSON, a failing handler a generic 500 (its error goes to the app's log, not to the client);
+ * the worker never crashes because of a request. Each request is reported to the sensors'
  * `onWebRequest` with the matched route pattern (not the raw path) so metric labels stay bounded.
  */
 export class WebServer {
   private readonly server: Server
   private readonly builtins: WebRoute[]
+  private readonly hosts: HostAllowList
+  private readonly token: TokenCheck | undefined
   private bound: string | undefined
 
   constructor(
@@ -43,7 +67,11 @@ export class WebServer {
       route: parseRoute(pattern),
       handler,
       builtin: true,
+      methods: READ_METHODS,
     }))
+    validateAccessOptions(options)
+    this.hosts = new HostAllowList(options.host ?? DEFAULT_WEB_HOST, options.allowedHosts)
+    this.token = options.token === undefined ? undefined : new TokenCheck(options.token)
     this.server = createServer((req, res) => void this.handle(req, res))
     // Bounded waits, so a slow or stuck client cannot hold a socket forever.
     this.server.requestTimeout = 30_000
@@ -86,7 +114,27 @@ export class WebServer {
     const address = this.server.address() as AddressInfo
     const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address
     this.bound = `http://${shown}:${address.port}`
+    this.warnIfOpen(host)
     return this.bound
+  }
+
+  /** Says so in the log when anyone able to reach the server, or a web page, can read it. */
+  private warnIfOpen(host: string): void {
+    if (this.token) return
+    const logger = this.host.app.logger
+    if (!isLoopbackHost(host)) {
+      logger.warn(
+        `the web server listens on ${this.bound}, reachable from other machines, without a token: ` +
+          `anyone who reaches it reads /stats, the tables and the custom pages. Set web.token ` +
+          `(the CLI reads MEPHISTO_WEB_TOKEN), or bind 127.0.0.1`,
+      )
+    }
+    if (this.hosts.allowsAny) {
+      logger.warn(
+        `web.allowedHosts allows any host and there is no web.token: a web page can read this ` +
+          `server through DNS rebinding. Name the hosts, or set web.token`,
+      )
+    }
   }
 
   /** Stops listening and drops open connections (keep-alive sockets would otherwise hold it open). */
@@ -104,20 +152,35 @@ export class WebServer {
     for (const sensor of this.host.app.sensors) {
       if (!hasWebRoutes(sensor)) continue
       for (const [pattern, handler] of Object.entries(sensor.webRoutes())) {
-        routes.push({ route: parseRoute(pattern), handler, builtin: false })
+        routes.push({ route: parseRoute(pattern), handler, builtin: false, methods: READ_METHODS })
       }
     }
     for (const page of this.host.app.pages)
-      routes.push({ route: page.route, handler: page.handler, builtin: false })
+      routes.push({ route: page.route, handler: page.handler, builtin: false, methods: undefined })
     return routes
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now()
     const method = (req.method ?? 'GET').toUpperCase()
+    const socket = req.socket as IncomingMessage['socket'] | null
     let label = UNMATCHED_ROUTE
     let status = 500
     try {
+      // Before anything else: a browser tricked by DNS rebinding names the attacker's host here.
+      if (!this.hosts.allows(req.headers.host)) {
+        status = this.send(
+          res,
+          method,
+          errorResponse(
+            403,
+            'HOST_NOT_ALLOWED',
+            `this server does not answer for the host ${JSON.stringify(req.headers.host)}; ` +
+              `add it to the worker's web.allowedHosts`,
+          ),
+        )
+        return
+      }
       const raw = req.url ?? '/'
       const q = raw.indexOf('?')
       const rawPath = q < 0 ? raw : raw.slice(0, q)
@@ -132,16 +195,30 @@ export class WebServer {
         )
         return
       }
+      const routes = this.routes()
       let found: { route: WebRoute; params: Record<string, string> } | undefined
-      for (const route of this.routes()) {
+      for (const route of routes) {
         const params = matchRoute(route.route, segments)
         if (params) {
           found = { route, params }
           break
         }
       }
+      if (found) label = found.route.route.pattern
+      const open = found?.route.builtin === true && label === OPEN_ROUTE
+      if (this.token && !open && !this.token.allows(req.headers.authorization, method)) {
+        status = this.send(res, method, {
+          ...errorResponse(
+            401,
+            'UNAUTHORIZED',
+            "this server needs Authorization: Bearer <token>, the worker's web.token",
+          ),
+          headers: { 'www-authenticate': TokenCheck.challenges() },
+        })
+        return
+      }
       if (!found) {
-        const known = this.routes().map((r) => r.route.pattern)
+        const known = routes.map((r) => r.route.pattern)
         status = this.send(
           res,
           method,
@@ -149,21 +226,27 @@ export class WebServer {
         )
         return
       }
-      label = found.route.route.pattern
-      if (found.route.builtin && method !== 'GET' && method !== 'HEAD') {
+      const methods = found.route.methods
+      if (methods && !methods.includes(method)) {
         status = this.send(res, method, {
-          ...errorResponse(405, 'METHOD_NOT_ALLOWED', `${label} answers GET and HEAD only`),
-          headers: { allow: 'GET, HEAD' },
+          ...errorResponse(405, 'METHOD_NOT_ALLOWED', `${label} answers ${methods.join(' and ')} only`),
+          headers: { allow: methods.join(', ') },
         })
         return
       }
       const body = method === 'GET' || method === 'HEAD' ? '' : await readBody(req)
-      if (body === undefined) {
-        status = this.send(
-          res,
-          method,
-          errorResponse(413, 'BODY_TOO_LARGE', `request bodies are limited to ${MAX_BODY_BYTES} bytes`),
-        )
+      if (body === GONE) {
+        status = CLIENT_GONE
+        return
+      }
+      if (body === TOO_LARGE) {
+        // The rest of the body is unread: the socket cannot carry another request. Say so, and
+        // close it once the answer is out, so the client's next request goes to a new connection.
+        status = this.send(res, method, {
+          ...errorResponse(413, 'BODY_TOO_LARGE', `request bodies are limited to ${MAX_BODY_BYTES} bytes`),
+          headers: { connection: 'close' },
+        })
+        res.once('finish', () => socket?.destroy())
         return
       }
       const request: WebRequest = {
@@ -175,22 +258,54 @@ export class WebServer {
         body,
       }
       const result = await found.route.handler(request)
-      status = this.send(res, method, isWebResponse(result) ? result : { status: 200, body: result })
+      status = this.send(res, method, isWebResponse(result) ? result : { status: 200, body: result }, label)
     } catch (err) {
-      status = this.send(res, method, errorFor(err, label))
+      status = this.send(res, method, this.failure(err, method, label))
     } finally {
       this.host.app.sensors.onWebRequest(method, label, status, performance.now() - started)
     }
   }
 
+  /**
+   * The answer to a handler that threw. Our own errors that say what the client can do (not
+   * ready, bad input) keep their status and message; anything else is the page's business and
+   * may hold secrets: logged with a request id, answered with a generic 500 naming that id.
+   */
+  private failure(err: unknown, method: string, route: string, what = 'failed'): Answer {
+    if (err instanceof MephistoError) {
+      const status = CLIENT_STATUS[err.code]
+      if (status !== undefined) return errorResponse(status, err.code, err.message)
+    }
+    const requestId = randomUUID()
+    try {
+      this.host.app.logger.error(`web: ${method} ${route} ${what} (request ${requestId})`, {
+        err,
+        requestId,
+        method,
+        route,
+      })
+    } catch {
+      // A logger that throws must not turn a 500 into a dropped connection.
+    }
+    return {
+      status: 500,
+      headers: { 'x-request-id': requestId },
+      body: {
+        error: 'INTERNAL',
+        message: `the page failed; see the worker log (request ${requestId})`,
+        requestId,
+      },
+    }
+  }
+
   /** Writes a response; returns the status actually sent. */
-  private send(res: ServerResponse, method: string, response: WebResponse): number {
+  private send(res: ServerResponse, method: string, response: Answer, route = UNMATCHED_ROUTE): number {
     if (res.headersSent) {
       // A handler that wrote to the socket itself (there is no API for it, but be safe): leave it.
       return res.statusCode
     }
     let status = response.status ?? 200
-    const headers: Record<string, string> = { 'cache-control': 'no-store', ...lowerKeys(response.headers) }
+    let headers: OutgoingHttpHeaders = { 'cache-control': 'no-store', ...lowerKeys(response.headers) }
     let payload: string | Buffer
     const body = response.body
     if (typeof body === 'string' || Buffer.isBuffer(body)) {
@@ -203,11 +318,10 @@ export class WebServer {
       try {
         payload = toJson(body === undefined ? null : body)
       } catch (err) {
-        status = 500
-        payload = toJson({
-          error: 'NOT_SERIALIZABLE',
-          message: `the page returned a value that cannot be JSON-encoded: ${(err as Error)?.message ?? err}`,
-        })
+        const failed = this.failure(err, method, route, 'returned a value that cannot be JSON-encoded')
+        status = failed.status ?? 500
+        headers = { 'cache-control': 'no-store', ...failed.headers }
+        payload = toJson(failed.body)
       }
       headers['content-type'] = 'application/json; charset=utf-8'
     }
@@ -223,41 +337,57 @@ export function errorResponse(status: number, error: string, message: string): W
   return { status, body: { error, message } }
 }
 
-function errorFor(err: unknown, route: string): WebResponse {
-  const message = (err as Error)?.message ?? String(err)
-  if (err instanceof MephistoError) {
-    const status =
-      err.code === 'NOT_READY'
-        ? 503
-        : err.code === 'PARTITION_OUT_OF_RANGE' ||
-            err.code === 'DECODE' ||
-            err.code === 'SCHEMA_VALIDATION' ||
-            err.code === 'NO_EVENT_CONTEXT'
-          ? 400
-          : 500
-    return errorResponse(status, err.code, message)
-  }
-  return errorResponse(500, 'PAGE_FAILED', `${route} failed: ${message}`)
+/** MephistoError codes whose message is ours and tells the client what to do, with their status. */
+const CLIENT_STATUS: Readonly<Record<string, number>> = {
+  NOT_READY: 503,
+  PARTITION_OUT_OF_RANGE: 400,
+  DECODE: 400,
+  SCHEMA_VALIDATION: 400,
+  NO_EVENT_CONTEXT: 400,
 }
 
 function toJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
 }
 
-function lowerKeys(headers: Record<string, string> | undefined): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const [k, v] of Object.entries(headers ?? {})) out[k.toLowerCase()] = String(v)
+function lowerKeys(headers: OutgoingHttpHeaders | undefined): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {}
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.map(String) : String(v)
+  }
   return out
 }
 
-/** The body as text, or undefined when it is larger than the limit. */
-async function readBody(req: IncomingMessage): Promise<string | undefined> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > MAX_BODY_BYTES) return undefined
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks).toString('utf8')
+/**
+ * The body as text; TOO_LARGE as soon as it passes the limit (by its Content-Length or by what
+ * arrived), leaving the rest unread; GONE when the client went away before the end.
+ */
+function readBody(req: IncomingMessage): Promise<string | typeof TOO_LARGE | typeof GONE> {
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return Promise.resolve(TOO_LARGE)
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const done = (result: string | typeof TOO_LARGE | typeof GONE): void => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('close', onClose)
+      req.off('error', onClose)
+      resolve(result)
+    }
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length
+      if (size > MAX_BODY_BYTES) {
+        req.pause()
+        done(TOO_LARGE)
+      } else {
+        chunks.push(chunk)
+      }
+    }
+    const onEnd = (): void => done(Buffer.concat(chunks).toString('utf8'))
+    const onClose = (): void => done(GONE)
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('close', onClose)
+    req.on('error', onClose)
+  })
 }
