@@ -325,6 +325,7 @@ describe('MephistoError', () => {
       'CO_PARTITIONING',
       'AGENT_FAILED',
       'DEAD_LETTER_FAILED',
+      'EVENT_TIMEOUT',
       'ASK_TIMEOUT',
       'BROKER',
       'COMMIT_FAILED',

@@ -28,6 +28,13 @@ export interface AgentOptions<V, K, R> {
   retries?: number
   /** First retry delay in ms, doubled per attempt (real time, not the app clock). Default 50. */
   retryBackoffMs?: number
+  /**
+   * The longest an event may take (real time, from when the agent got it until it asks for the
+   * next). Past it the event fails with EVENT_TIMEOUT under `onError` (retries, then the dead
+   * letters by default), a new actor takes over, and the stuck one's later sends and table writes
+   * are refused. Default: no limit.
+   */
+  eventTimeoutMs?: number
   /** Dead-letter topic (default `<app>-<source>-dlq`). */
   dlq?: string
 }
@@ -55,6 +62,7 @@ export class Agent<V = unknown, K = unknown, R = unknown> {
   readonly onError: ErrorAction | ErrorHandler<V, K>
   readonly retries: number
   readonly retryBackoffMs: number
+  readonly eventTimeoutMs: number | undefined
   readonly sinks: readonly Sink<R>[]
 
   /** @internal */
@@ -76,6 +84,13 @@ export class Agent<V = unknown, K = unknown, R = unknown> {
     }
     this.retries = options.retries ?? 2
     this.retryBackoffMs = options.retryBackoffMs ?? 50
+    this.eventTimeoutMs = options.eventTimeoutMs
+    if (
+      this.eventTimeoutMs !== undefined &&
+      !(Number.isFinite(this.eventTimeoutMs) && this.eventTimeoutMs > 0)
+    ) {
+      throw new ConfigurationError(`agent ${this.name}: eventTimeoutMs must be a positive number of ms`)
+    }
     this.sinks = options.sink ?? []
   }
 

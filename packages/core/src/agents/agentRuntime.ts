@@ -1,6 +1,4 @@
-import type { Clock } from '../base/clock.js'
 import { ConfigurationError, MephistoError } from '../base/errors.js'
-import type { Logger } from '../base/logger.js'
 import type { ActorContext } from '../streams/context.js'
 import { actorContext } from '../streams/context.js'
 import type { StreamEvent } from '../streams/event.js'
@@ -10,45 +8,11 @@ import { ackHeld, Stream } from '../streams/stream.js'
 import type { Channel } from '../topics/topic.js'
 import { Topic } from '../topics/topic.js'
 import type { Agent, ErrorAction } from './agent.js'
+import type { AgentRuntimeHost } from './runtimeHost.js'
 
-/** What an agent's runtime needs of the worker it runs in. Implemented by the worker. */
-export interface AgentRuntimeHost {
-  readonly clock: Clock
-  readonly logger: Logger
-  /** Crashed or stopped: actors end instead of handling errors. */
-  readonly dead: boolean
-  /** The consumer subscribed already: no topic can be added any more. */
-  readonly subscribed: boolean
-  /** The repartition topic of a `groupBy` of `agent`. */
-  repartitionTopic(agent: Agent<any, any, any>, spec: RepartitionSpec): Topic<any, any>
-  /** `queue` of `runtime` receives the events of `topic`. */
-  addSubscriber(
-    topic: Topic<any, any> | Channel<any, any>,
-    runtime: AgentRuntime,
-    queue: EventQueue<StreamEvent<any, any>>,
-  ): void
-  /** How an actor takes events from `queue`. */
-  pullFrom(queue: EventQueue<StreamEvent<any, any>>): Pull
-  /** An event goes back to its queue unacked (a retry). */
-  handBack(event: StreamEvent<any, any>): void
-  /** A stream handed an event to user code. */
-  eventIn(agent: string, event: StreamEvent<any, any>): void
-  /** What groupBy/through/echo send. */
-  forward(
-    target: Topic<any, any> | Channel<any, any>,
-    key: unknown,
-    value: unknown,
-    event: StreamEvent<any, any>,
-  ): Promise<void>
-  /** The agent yielded `value` while processing `ctx.event`. */
-  yielded(agent: Agent<any, any, any>, ctx: ActorContext, value: unknown): Promise<void>
-  deadLetter(event: StreamEvent<any, any>, err: unknown, agent: Agent<any, any, any>): Promise<void>
-  skipped(agent: Agent<any, any, any>, event: StreamEvent<any, any>, err: unknown): void
-  /** Stops the worker without committing. */
-  crash(err: unknown): Promise<void>
-  /** Rolls back to the last commit: the app aborts this worker and starts a new one. */
-  restart(err: unknown): Promise<void>
-}
+export type { AgentRuntimeHost } from './runtimeHost.js'
+
+import { EventWatchdog } from './eventWatchdog.js'
 
 /**
  * One agent inside a running worker: its input queue, its actors, and the private queues of
@@ -62,6 +26,11 @@ export class AgentRuntime {
   private busyRetries = 0
   private readonly attempts = new WeakMap<StreamEvent<any, any>, number>()
   private readonly contexts = new Set<ActorContext>()
+  /** Each actor's loop, so an actor abandoned after its event's timeout can be let go. */
+  private readonly actorLoops = new Map<ActorContext, { loop: Promise<void>; index: number }>()
+  /** Loops let go of: no longer counted when they end. */
+  private readonly released = new WeakSet<Promise<void>>()
+  private readonly watchdog: EventWatchdog
   /** Background loops running, by actor and operator: an agent body restarted after an error reuses them. */
   private readonly spawned = new Set<string>()
   stopped = false
@@ -72,6 +41,16 @@ export class AgentRuntime {
     capacity: number,
   ) {
     this.queue = new EventQueue(capacity)
+    this.watchdog = new EventWatchdog(
+      () => this.contexts,
+      agent.eventTimeoutMs,
+      (context, ageMs) => this.timedOut(context, ageMs),
+    )
+  }
+
+  /** Milliseconds the oldest event in progress has been in an actor's hands (0: none). */
+  oldestEventAgeMs(): number {
+    return this.watchdog.oldestAgeMs()
   }
 
   /** Every queue that feeds this agent: the source and the private subscriptions. */
@@ -91,7 +70,16 @@ export class AgentRuntime {
   }
 
   start(): void {
-    for (let i = 0; i < this.agent.concurrency; i++) this.track(this.runActor(i))
+    for (let i = 0; i < this.agent.concurrency; i++) this.startActor(i)
+    this.watchdog.start()
+  }
+
+  private startActor(index: number): void {
+    const ctx: ActorContext = { event: undefined, held: [], agent: this.agent.name }
+    this.contexts.add(ctx)
+    const loop = this.runActor(index, ctx)
+    this.actorLoops.set(ctx, { loop, index })
+    this.track(loop)
   }
 
   /** Actors holding a partial `take()` batch hand it over now (their partitions are being revoked). */
@@ -102,6 +90,7 @@ export class AgentRuntime {
   /** Closes the queues: actors finish their current event and their loops end. */
   close(): void {
     this.stopped = true
+    this.watchdog.stop()
     for (const q of this.queues()) q.close()
   }
 
@@ -121,6 +110,7 @@ export class AgentRuntime {
     this.liveLoops++
     this.loops.add(p)
     const done = (): void => {
+      if (this.released.has(p)) return
       this.liveLoops--
       this.loops.delete(p)
     }
@@ -168,7 +158,7 @@ export class AgentRuntime {
       }
       q = new EventQueue(this.queue.capacity)
       this.privateQueues.set(topic.name, q)
-      this.worker.addSubscriber(topic, this, q)
+      this.worker.addSubscriber(topic, this.agent, q)
     }
     return this.worker.pullFrom(q)
   }
@@ -199,10 +189,8 @@ export class AgentRuntime {
     )
   }
 
-  private async runActor(index: number): Promise<void> {
-    const ctx: ActorContext = { event: undefined, held: [], agent: this.agent.name }
+  private async runActor(index: number, ctx: ActorContext): Promise<void> {
     const pull: Pull = this.worker.pullFrom(this.queue)
-    this.contexts.add(ctx)
     await actorContext.run(ctx, async () => {
       while (!this.stopped) {
         const stream = new Stream<any, any>(this.services(index), pull, ctx)
@@ -214,17 +202,51 @@ export class AgentRuntime {
           } else {
             await result
           }
+          // An actor abandoned after its event's timeout ends here, quietly: another took over.
+          if (ctx.abandoned) return
           // The body returned (its stream ended or it broke out): what it held is done.
           ackHeld(ctx)
           if (!this.stopped && !this.worker.dead) await this.returned(index)
           return
         } catch (err) {
-          if (this.stopped || this.worker.dead) return
+          if (this.stopped || this.worker.dead || ctx.abandoned) return
           const action = await this.onError(err, ctx, index)
           if (action === 'crash') return
         }
       }
     })
+  }
+
+  /**
+   * An actor held its event past the agent's `eventTimeoutMs`. Its user code cannot be
+   * interrupted, so the actor is abandoned: its stream ends and its later sends and table writes
+   * are refused (streams/context.ts); the event fails with EVENT_TIMEOUT under `onError`
+   * (retried by a new actor, dead-lettered, skipped, or a crash); and a new actor takes over.
+   */
+  private timedOut(ctx: ActorContext, ageMs: number): void {
+    if (ctx.abandoned || this.stopped || this.worker.dead) return
+    ctx.abandoned = true
+    this.contexts.delete(ctx)
+    const actor = this.actorLoops.get(ctx)
+    this.actorLoops.delete(ctx)
+    if (!actor) return
+    const { loop, index } = actor
+    if (this.loops.delete(loop)) {
+      this.released.add(loop)
+      this.liveLoops--
+    }
+    const first = ctx.held[0]?.root
+    const err = new MephistoError(
+      'EVENT_TIMEOUT',
+      `agent ${this.agent.name}: ${first ? `${first.topic}[${first.partition}]@${first.offset}` : 'an event'} ` +
+        `was still in progress after ${Math.round(ageMs)} ms (eventTimeoutMs ${this.agent.eventTimeoutMs}); ` +
+        'a new actor takes over, and the stuck one may no longer send or write tables',
+    )
+    this.worker.logger.error(err.message)
+    void (async () => {
+      const action = await this.onError(err, ctx, index)
+      if (action !== 'crash' && !this.stopped && !this.worker.dead) this.startActor(index)
+    })().catch((e: unknown) => void this.worker.restart(e))
   }
 
   /**

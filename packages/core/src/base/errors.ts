@@ -13,6 +13,7 @@ export const ErrorCodes = [
   'CO_PARTITIONING',
   'AGENT_FAILED',
   'DEAD_LETTER_FAILED',
+  'EVENT_TIMEOUT',
   'ASK_TIMEOUT',
   'BROKER',
   'COMMIT_FAILED',

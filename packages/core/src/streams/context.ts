@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
+import { MephistoError } from '../base/errors.js'
 import type { StreamEvent } from './event.js'
 
 /**
@@ -21,6 +22,11 @@ export interface ActorContext {
    * clock, never come).
    */
   flush?: (() => void) | undefined
+  /**
+   * Set when the actor's event ran past its agent's `eventTimeoutMs`: another actor took over,
+   * and this one's stream ends, its sends and table writes are refused.
+   */
+  abandoned?: boolean
 }
 
 export const actorContext: AsyncLocalStorage<ActorContext> = new AsyncLocalStorage<ActorContext>()
@@ -28,4 +34,18 @@ export const actorContext: AsyncLocalStorage<ActorContext> = new AsyncLocalStora
 /** The event the calling code is processing, if any. */
 export function currentEvent(): StreamEvent<unknown, unknown> | undefined {
   return actorContext.getStore()?.event
+}
+
+/**
+ * Throws when called from an actor abandoned after its event's timeout: what it would write or
+ * send now would land after its event was already settled (dead-lettered, skipped or retried).
+ */
+export function refuseIfAbandoned(what: string): void {
+  const context = actorContext.getStore()
+  if (context?.abandoned) {
+    throw new MephistoError(
+      'EVENT_TIMEOUT',
+      `${what} refused: agent ${context.agent} ran past its eventTimeoutMs on this event, which was settled without it`,
+    )
+  }
 }

@@ -272,6 +272,8 @@ export class Stream<V, K = unknown> implements AsyncIterable<V> {
     }
     return {
       next(): Promise<IteratorResult<T>> {
+        // An actor abandoned after its event's timeout reads nothing more: another took over.
+        if (context.abandoned) return Promise.resolve({ done: true, value: undefined })
         if (autoAck) ackHeld(context)
         else context.held.length = 0
         const got = pull()

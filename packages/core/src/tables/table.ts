@@ -1,6 +1,6 @@
 import { ConfigurationError, EncodeError, MephistoError, NoEventContextError } from '../base/errors.js'
 import type { Store } from '../stores/store.js'
-import { actorContext } from '../streams/context.js'
+import { actorContext, refuseIfAbandoned } from '../streams/context.js'
 import type { Codec, CodecLike } from '../topics/codec.js'
 import { json, resolveCodec, string } from '../topics/codec.js'
 import { murmur2 } from '../transport/partitioner.js'
@@ -284,8 +284,10 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
   }
 
   private writePartition(sk: string, options: PartitionOption | undefined, op: string): number {
+    const context = actorContext.getStore()
+    if (context?.abandoned) refuseIfAbandoned(`table ${this.name}: ${op}`)
     if (options?.partition !== undefined) return this.checkPartition(options.partition)
-    const event = actorContext.getStore()?.event
+    const event = context?.event
     if (event) return this.eventPartition(event.partition, event.topic)
     if (this.options.usePartitioner) return this.hashPartition(sk)
     throw new NoEventContextError(

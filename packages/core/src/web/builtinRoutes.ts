@@ -1,7 +1,10 @@
 import type { Table } from '../tables/table.js'
 import { dashboardHtml } from './dashboard.js'
-import type { PageHandler, WebRequest, WebResponse } from './page.js'
+import type { PageHandler, WebOptions, WebRequest, WebResponse } from './page.js'
 import type { WebHost } from './webHost.js'
+
+/** Default `stalledAfterMs`: an agent counts as stalled once one event has taken this long. */
+export const STALLED_AFTER_MS = 60_000
 
 function error(status: number, code: string, message: string): WebResponse {
   return { status, body: { error: code, message } }
@@ -11,7 +14,7 @@ function error(status: number, code: string, message: string): WebResponse {
  * The pages every worker serves. All read-only. Table reads go through `table.get` outside an
  * event, so they read the partition the key hashes to (or `?partition=`), as a test would.
  */
-export function builtinRoutes(host: WebHost): Record<string, PageHandler> {
+export function builtinRoutes(host: WebHost, options: WebOptions = {}): Record<string, PageHandler> {
   const app = host.app
   const findTable = (name: string): Table<any, any> | undefined => app.tables.find((t) => t.name === name)
   const noTable = (name: string): WebResponse =>
@@ -23,6 +26,14 @@ export function builtinRoutes(host: WebHost): Record<string, PageHandler> {
   const ownedPartitions = (table: Table<any, any>): number[] =>
     host.state === 'running' || host.state === 'stopping' ? app.tableState(table).ownedPartitions() : []
 
+  const stalledAfterMs = options.stalledAfterMs ?? STALLED_AFTER_MS
+  /** Agents holding one event longer than `stalledAfterMs`. */
+  const stalledAgents = (): { agent: string; oldestEventAgeMs: number }[] =>
+    app.agents.flatMap((agent) => {
+      const age = host.oldestEventAgeMs(agent.name) ?? 0
+      return age > stalledAfterMs ? [{ agent: agent.name, oldestEventAgeMs: age }] : []
+    })
+
   return {
     '/': () => ({
       status: 200,
@@ -30,17 +41,21 @@ export function builtinRoutes(host: WebHost): Record<string, PageHandler> {
       body: dashboardHtml(app.id),
     }),
 
-    // Ready means: started, group joined, every assigned table partition recovered.
+    // Ready means: started, group joined, every assigned table partition recovered. Degraded
+    // means running, but an agent has held one event longer than it should (stalled).
     '/health': () => {
       const ready = host.state === 'running'
+      const stalled = ready ? stalledAgents() : []
+      const ok = ready && stalled.length === 0
       return {
-        status: ready ? 200 : 503,
+        status: ok ? 200 : 503,
         body: {
-          status: ready ? 'ok' : host.state,
+          status: ok ? 'ok' : ready ? 'degraded' : host.state,
           ready,
           app: app.id,
           state: host.state,
           recovering: app.monitor.recovering,
+          ...(stalled.length > 0 && { stalled }),
         },
       }
     },
@@ -57,6 +72,8 @@ export function builtinRoutes(host: WebHost): Record<string, PageHandler> {
         onError: typeof agent.onError === 'string' ? agent.onError : 'function',
         dlqTopic: agent.dlqTopic,
         queued: host.queuedEvents(agent.name) ?? 0,
+        oldestEventAgeMs: host.oldestEventAgeMs(agent.name) ?? 0,
+        eventTimeoutMs: agent.eventTimeoutMs ?? null,
         events: byStream[agent.name] ?? null,
       }))
     },

@@ -19,6 +19,11 @@ export interface WebOptions {
    * Set it whenever `host` is reachable from other machines. The CLI reads `MEPHISTO_WEB_TOKEN`.
    */
   token?: string
+  /**
+   * `/health` answers 503 `degraded` (with the agents named) while an agent has held one event
+   * longer than this (ms). Default 60 000. An agent's `eventTimeoutMs` bounds the event itself.
+   */
+  stalledAfterMs?: number
 }
 
 /** What a page handler gets: the parts of the HTTP request a page needs. */

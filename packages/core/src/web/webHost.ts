@@ -43,4 +43,6 @@ export interface WebHost {
   assignment(): TopicPartition[]
   /** Events queued for an agent, or undefined when it has no runtime. */
   queuedEvents(agentName: string): number | undefined
+  /** How long the oldest event in progress in an agent has taken so far (ms), or undefined when it has no runtime. */
+  oldestEventAgeMs(agentName: string): number | undefined
 }

@@ -308,6 +308,8 @@ describe('web server', () => {
         onError: 'dlq',
         dlqTopic: 'web-hits-hits-dlq',
         queued: 0,
+        oldestEventAgeMs: 0,
+        eventTimeoutMs: null,
         events: expect.objectContaining({ total: 1, active: 0 }),
       },
     ])

@@ -63,7 +63,7 @@ export class WebServer {
     private readonly host: WebHost,
     private readonly options: WebOptions = {},
   ) {
-    this.builtins = Object.entries(builtinRoutes(host)).map(([pattern, handler]) => ({
+    this.builtins = Object.entries(builtinRoutes(host, options)).map(([pattern, handler]) => ({
       route: parseRoute(pattern),
       handler,
       builtin: true,

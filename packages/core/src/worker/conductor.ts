@@ -7,7 +7,7 @@
  * way, with no offsets to commit. It does not commit (committer.ts).
  */
 
-import type { AgentRuntime } from '../agents/agentRuntime.js'
+import type { Agent } from '../agents/agent.js'
 import type { Clock } from '../base/clock.js'
 import { HEADERS } from '../base/headers.js'
 import type { Logger } from '../base/logger.js'
@@ -28,7 +28,7 @@ import type { WorkerStatus } from './state.js'
 import type { Transactions } from './transactions.js'
 
 interface Subscriber {
-  agent: AgentRuntime
+  agent: Agent<any, any, any>
   queue: EventQueue<StreamEvent<any, any>>
 }
 
@@ -61,7 +61,7 @@ export class Conductor {
   /** `queue` of `agent` receives the events of `topic`. */
   subscribe(
     topic: Topic<any, any> | Channel<any, any>,
-    agent: AgentRuntime,
+    agent: Agent<any, any, any>,
     queue: EventQueue<StreamEvent<any, any>>,
   ): void {
     let sub = this.subscriptions.get(topic.name)
@@ -108,7 +108,7 @@ export class Conductor {
         v = r.value === null ? null : valueCodec.decode(r.value)
       } catch (err) {
         const d = tracker.track(r.offset, 1)
-        const dlqs = new Set(subs.map((s) => s.agent.agent))
+        const dlqs = new Set(subs.map((s) => s.agent))
         for (const agent of dlqs) {
           // Under exactly-once this buffers synchronously, so no commit falls between it and the ack.
           const sent = deadLetters.deadLetterRaw(r, err, agent)

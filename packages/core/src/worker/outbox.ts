@@ -12,7 +12,7 @@ import { HEADERS } from '../base/headers.js'
 import type { Logger } from '../base/logger.js'
 import type { SensorSet } from '../sensors/sensorSet.js'
 import type { ActorContext } from '../streams/context.js'
-import { actorContext } from '../streams/context.js'
+import { actorContext, refuseIfAbandoned } from '../streams/context.js'
 import type { StreamEvent } from '../streams/event.js'
 import type { Table } from '../tables/table.js'
 import type { TableState } from '../tables/tableState.js'
@@ -62,6 +62,7 @@ export class Outbox {
     wait: boolean,
   ): Promise<RecordMetadata | undefined> {
     const { status, sensors } = this.deps
+    refuseIfAbandoned(`send to ${target.name}`)
     if (status.dead) {
       throw new NotReadyError(`cannot send to ${target.name}: the worker has ${status.state}`)
     }

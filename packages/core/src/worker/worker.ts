@@ -121,7 +121,7 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
     for (const a of app.agents) {
       const rt = new AgentRuntime(a, this, app.settings.maxBufferedEvents)
       this.agents.set(a, rt)
-      this.addSubscriber(a.source, rt, rt.queue)
+      this.addSubscriber(a.source, a, rt.queue)
     }
     for (const t of app.tables) {
       const store = t.options.store ? resolveStore(t.options.store) : this.store
@@ -211,15 +211,19 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
   private async doStop(): Promise<void> {
     this.rooms.jobs.stop()
     this.rooms.committer.cancel()
+    // One drain for the whole stop: the revoke's wait for events in progress and the agents'
+    // finishing share drainTimeoutMs, so a stuck event costs it once, not once per step.
+    const drain = this.app.settings.drainTimeoutMs
+    const deadline = Date.now() + drain
     // Leaving the group revokes every partition: drain, flush, commit, release.
     this.stopPhase = 'leaving the group (draining, flushing and committing its partitions)'
     await this.consumer?.stop()
     for (const rt of this.agents.values()) rt.close()
-    const drain = this.app.settings.drainTimeoutMs
     for (const rt of this.agents.values()) {
       this.stopPhase = `waiting for agent ${rt.agent.name} to finish (drainTimeoutMs ${drain})`
-      if (!(await rt.join(drain)))
-        this.logger.warn(`agent ${rt.agent.name} did not finish within ${drain} ms`)
+      // A little time even past the deadline: actors whose queues just closed end within it.
+      if (!(await rt.join(Math.max(100, deadline - Date.now()))))
+        this.logger.warn(`agent ${rt.agent.name} did not finish within drainTimeoutMs ${drain} ms`)
     }
     this.stopPhase = 'flushing and committing'
     await this.commit()
@@ -284,10 +288,10 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
 
   addSubscriber(
     topic: Topic<any, any> | Channel<any, any>,
-    runtime: AgentRuntime,
+    agent: Agent<any, any, any>,
     queue: EventQueue<StreamEvent<any, any>>,
   ): void {
-    this.rooms.conductor.subscribe(topic, runtime, queue)
+    this.rooms.conductor.subscribe(topic, agent, queue)
   }
 
   repartitionTopic(agent: Agent<any, any, any>, spec: RepartitionSpec): Topic<any, any> {
@@ -369,6 +373,12 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
     for (const [agent, rt] of this.agents) {
       if (agent.name === agentName) return rt.queues().reduce((n, q) => n + q.size, 0)
     }
+    return undefined
+  }
+
+  /** How long the oldest event in progress in an agent has taken so far (the web server's `/agents` and `/health`). */
+  oldestEventAgeMs(agentName: string): number | undefined {
+    for (const [agent, rt] of this.agents) if (agent.name === agentName) return rt.oldestEventAgeMs()
     return undefined
   }
 

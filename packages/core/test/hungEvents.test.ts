@@ -1,0 +1,93 @@
+import { TestApp } from '@mephisto/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
+import { App } from '../src/index.js'
+
+const running: TestApp[] = []
+afterEach(async () => {
+  for (const t of running.splice(0)) if (t.app.running) await t.stop()
+})
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+/** An app whose agent hangs on 'hang' until `release()`, counting every other value. */
+function hangingApp(
+  id: string,
+  agentOptions: { eventTimeoutMs?: number } = {},
+  web?: { stalledAfterMs: number },
+) {
+  const app = new App({ id, logger: 'silent', ...(web && { web: { port: 0, ...web } }) })
+  const input = app.topic<string, string>('input', { partitions: 1 })
+  const counts = app.table<string, number>('counts', { default: () => 0, partitions: 1 })
+  let release!: () => void
+  const hung = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  const lateWrites: unknown[] = []
+  const agent = app.agent(
+    input,
+    async (stream) => {
+      for await (const v of stream) {
+        if (v === 'hang') {
+          await hung
+          // Resumed long after its event was settled: these must be refused.
+          try {
+            counts.set('late', 1)
+          } catch (err) {
+            lateWrites.push(err)
+          }
+          continue
+        }
+        counts.set(v, (await counts.get(v)) + 1)
+      }
+    },
+    { retries: 0, ...agentOptions },
+  )
+  return { app, input, counts, agent, release: () => release(), lateWrites }
+}
+
+describe('an event that never finishes', () => {
+  it('fails with EVENT_TIMEOUT under onError once eventTimeoutMs passes; a new actor goes on, commits move', async () => {
+    const h = hangingApp('hung-timeout', { eventTimeoutMs: 100 })
+    const t = await TestApp.start(h.app)
+    running.push(t)
+    for (const v of ['a', 'hang', 'b', 'a']) await t.send(h.input, { key: 'k', value: v })
+    await until('the later events', async () => (await h.counts.get('a', { partition: 0 })) === 2)
+    expect(await h.counts.get('b', { partition: 0 })).toBe(1)
+    const [dead] = t.deadLetters(h.agent)
+    expect(dead).toMatchObject({ code: 'EVENT_TIMEOUT', value: '"hang"', sourceOffset: 1 })
+    await t.settle()
+    await t.commit()
+    expect(t.committed(h.input).get(0)).toBe(4)
+    // The stuck actor resumes: its table write is refused, and the worker is unaffected.
+    h.release()
+    await until('the late write to be refused', () => h.lateWrites.length === 1)
+    expect(h.lateWrites[0]).toMatchObject({ code: 'EVENT_TIMEOUT' })
+    expect(await h.counts.get('late', { partition: 0 })).toBe(0)
+    expect(h.app.running).toBe(true)
+  })
+
+  it('shows the age of the oldest event in progress on /agents, and /health says degraded past stalledAfterMs', async () => {
+    const h = hangingApp('hung-health', {}, { stalledAfterMs: 50 })
+    const t = await TestApp.start(h.app)
+    running.push(t)
+    const health = async (): Promise<{ status: number; body: Record<string, unknown> }> => {
+      const res = await fetch(`${h.app.webUrl}/health`)
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> }
+    }
+    expect((await health()).status).toBe(200)
+    await t.send(h.input, { key: 'k', value: 'hang' })
+    await until('/health to say degraded', async () => (await health()).status === 503, 5000)
+    const { body } = await health()
+    expect(body).toMatchObject({ status: 'degraded', ready: true, stalled: [{ agent: h.agent.name }] })
+    const agents = (await (await fetch(`${h.app.webUrl}/agents`)).json()) as { oldestEventAgeMs: number }[]
+    expect(agents[0]!.oldestEventAgeMs).toBeGreaterThan(50)
+    h.release()
+    await until('/health to recover', async () => (await health()).status === 200, 5000)
+  })
+})
