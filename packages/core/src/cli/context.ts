@@ -62,7 +62,7 @@ export function configureApp(
 ): void {
   const options: AppOptions = { ...app.options, logger: changes.logger }
   if (changes.broker !== undefined) options.broker = changes.broker
-  if (changes.web !== undefined) options.web = changes.web
+  if (changes.web !== undefined) options.web = mergeWeb(app.options.web, changes.web)
   const writable = app as unknown as { options: AppOptions; settings: AppSettings; logger: CliLogger }
   writable.options = Object.freeze(options)
   writable.settings = resolveAppOptions(options)
@@ -80,4 +80,17 @@ export async function openTransport(ctx: CommandContext): Promise<Transport> {
 export function onMemoryBroker(app: App): boolean {
   const b = app.settings.broker
   return typeof b === 'string' && b.startsWith('memory://')
+}
+
+/**
+ * The app's `web` option with the command line's on top: `--without-web` turns it off; flags
+ * (`--web-port`, `--web-host`) turn on a server the app switched off; the environment's token and
+ * allowed hosts alone do not, and otherwise add to what the app says.
+ */
+export function mergeWeb(app: false | WebOptions | undefined, cli: false | WebOptions): false | WebOptions {
+  if (cli === false) return false
+  if (app === false && cli.port === undefined && cli.host === undefined) return false
+  const base = app === false ? {} : (app ?? {})
+  const allowedHosts = [...(base.allowedHosts ?? []), ...(cli.allowedHosts ?? [])]
+  return { ...base, ...cli, ...(allowedHosts.length > 0 && { allowedHosts: [...new Set(allowedHosts)] }) }
 }
