@@ -15,7 +15,11 @@ export class RecoveringPartitions {
 
   /** Recovery of `partition` starts. */
   begin(partition: number): void {
-    if (!this.pending.has(partition)) this.pending.set(partition, deferred<void>())
+    if (this.pending.has(partition)) return
+    const d = deferred<void>()
+    // A failed recovery with no reader waiting is not an unhandled rejection: the worker reports it.
+    d.promise.catch(() => {})
+    this.pending.set(partition, d)
   }
 
   /** Recovery of `partition` ended (failed, with `error`). */
