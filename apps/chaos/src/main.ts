@@ -1,10 +1,21 @@
 // The fault-injection suite: the hit counter through real worker processes on a real broker,
 // checked against the input it was fed. `pnpm chaos` (short, for CI) or `pnpm chaos --long`.
-// Options: --only <scenario>[,<scenario>...]   --seed N   --broker-down <seconds>
+// Options: --only <scenario>[,<scenario>...]   --guarantee at_least_once|exactly_once   --seed N
+//          --broker-down <seconds>
 import { cpus } from 'node:os'
 import { Broker } from './processes.js'
 import type { Guarantee, Result, Settings } from './scenarios.js'
-import { brokerRestart, failover, killNine, NO_OUTCOME, poison, sigterm, slowAgent } from './scenarios.js'
+import {
+  brokerRestart,
+  dlqOutage,
+  failover,
+  killNine,
+  NO_OUTCOME,
+  poison,
+  poisonTableValue,
+  sigterm,
+  slowAgent,
+} from './scenarios.js'
 
 const args = process.argv.slice(2)
 const long = args.includes('--long')
@@ -13,6 +24,11 @@ const optionValue = (name: string): string | undefined => {
   return i >= 0 ? args[i + 1] : undefined
 }
 const only = optionValue('--only')?.split(',')
+const onlyGuarantee = optionValue('--guarantee')
+if (onlyGuarantee !== undefined && onlyGuarantee !== 'at_least_once' && onlyGuarantee !== 'exactly_once') {
+  process.stderr.write(`chaos: --guarantee takes at_least_once or exactly_once (got ${onlyGuarantee})\n`)
+  process.exit(2)
+}
 const seed = Number(optionValue('--seed') ?? Date.now() % 100_000)
 const brokerDown = optionValue('--broker-down')
 const brokerDownMs = brokerDown === undefined ? undefined : Number(brokerDown) * 1000
@@ -42,11 +58,20 @@ const plan: Plan[] = [
     ['slow-agent', g, slowAgent],
   ]),
   ['poison', 'exactly_once', poison],
+  ...both.map((g): Plan => ['dlq-outage', g, dlqOutage]),
+  ...both.map((g): Plan => ['poison-table-value', g, poisonTableValue]),
   ...(long ? both : (['at_least_once'] as Guarantee[])).map((g): Plan => ['sigterm', g, sigterm]),
 ]
 
 const log = (line: string): void => {
   process.stderr.write(`${line}\n`)
+}
+const unknown = only?.filter((name) => !plan.some(([planned]) => planned === name)) ?? []
+if (unknown.length > 0) {
+  log(
+    `chaos: --only names no scenario ${unknown.join(', ')} (scenarios: ${[...new Set(plan.map(([n]) => n))].join(', ')})`,
+  )
+  process.exit(2)
 }
 
 const started = Date.now()
@@ -65,6 +90,7 @@ const results: Result[] = []
 try {
   for (const [name, guarantee, fn] of plan) {
     if (only && !only.includes(name)) continue
+    if (onlyGuarantee && guarantee !== onlyGuarantee) continue
     const t0 = Date.now()
     log(`chaos: ${name} (${guarantee}) ...`)
     const r = await fn(
@@ -77,6 +103,8 @@ try {
         disruptions: 0,
         recoverMs: [],
         crashes: 0,
+        restarts: 0,
+        notes: [],
         failures: [`${(err as Error)?.message ?? err}`],
         ...NO_OUTCOME,
       }),
@@ -114,11 +142,12 @@ const rows = results.map((r) =>
     `${r.dlq} / ${r.poison}`,
     r.crashes,
     ms(r.recoverMs),
+    r.notes.join('; ') || '–',
     r.failures.length === 0 ? 'pass' : `**FAIL**: ${r.failures.join('; ')}`,
   ].join(' | '),
 )
 const header =
-  'scenario | guarantee | disruptions | events in | expected count | counted | losses | duplicates | outputs (read committed) | output dups | output losses | DLQ / poison | worker crashes | recover s (mean / max) | result'
+  'scenario | guarantee | disruptions | events in | expected count | counted | losses | duplicates | outputs (read committed) | output dups | output losses | DLQ / poison | worker crashes | recover s (mean / max) | notes | result'
 process.stdout.write(
   [
     '',

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process'
 import { execFile, spawn } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { appendFileSync, mkdirSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -38,6 +38,39 @@ export class Broker {
     await run('bash', [kafkaLocal, 'start-node', '1', '--dir', this.dir], { maxBuffer: 16 << 20 })
   }
 
+  /** A topic's dynamic config value `name`, read with Kafka's own `kafka-configs` tool. */
+  async topicConfig(topic: string, name: string): Promise<string | undefined> {
+    const { stdout } = await this.configCommand(topic, '--describe')
+    return new RegExp(`^\\s*${name.replaceAll('.', '\\.')}=(\\S*)`, 'm').exec(stdout)?.[1]
+  }
+
+  /** Sets a topic's config `name` to `value` on the running cluster (as `kafka-configs --alter`). */
+  async setTopicConfig(topic: string, name: string, value: string): Promise<void> {
+    await this.configCommand(topic, '--alter', '--add-config', `${name}=${value}`)
+  }
+
+  private configCommand(topic: string, ...args: string[]): Promise<{ stdout: string }> {
+    if (!this.dir) throw new Error('changing a topic config needs a local broker (unset KAFKA_BROKERS)')
+    return run(
+      'bash',
+      [
+        kafkaLocal,
+        'run-class',
+        '--dir',
+        this.dir,
+        'kafka.admin.ConfigCommand',
+        '--bootstrap-server',
+        this.brokers.split(',')[0]!,
+        '--entity-type',
+        'topics',
+        '--entity-name',
+        topic,
+        ...args,
+      ],
+      { maxBuffer: 16 << 20 },
+    )
+  }
+
   async stop(): Promise<void> {
     if (this.dir && !process.env.KAFKA_BROKERS) await run('bash', [kafkaLocal, 'stop', '--dir', this.dir])
   }
@@ -58,6 +91,18 @@ export class WorkerProcess {
   private exited: Promise<number | null> | undefined
   /** Exits that the suite did not cause (a crash). */
   unexpectedExits = 0
+  /**
+   * In-process restarts (a worker rolled back and replaced inside the process), counted from the
+   * log over the whole life of this process and its successors: the kept log is only a tail.
+   */
+  restarts = 0
+  /**
+   * kafkajs' own error lines for a request the broker refused as larger than the topic's
+   * `max.message.bytes` (MESSAGE_TOO_LARGE), one or two per failed request; Mephisto's own lines
+   * quoting the error are not counted. They show that a fault really failed sends.
+   */
+  tooLargeErrors = 0
+  private partialLine = ''
   private expectingExit = false
   /** Stopped by the suite (kill): the supervisor leaves it down until the suite starts it. */
   private held = false
@@ -120,8 +165,15 @@ export class WorkerProcess {
         reject(new Error(`${this.name} exited with ${code} before it was ready:\n${this.log.slice(-3000)}`))
       })
     })
+    this.partialLine = ''
+    // The kept log is a tail; CHAOS_WORKER_LOG_DIR keeps all of it, one file per worker.
+    const logDir = process.env.CHAOS_WORKER_LOG_DIR
+    const logFile = logDir ? join(logDir, `${this.name.replaceAll('/', '_')}.log`) : undefined
+    if (logDir) mkdirSync(logDir, { recursive: true })
     child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       this.log = (this.log + d).slice(-20_000)
+      this.countLines(d)
+      if (logFile) appendFileSync(logFile, d)
     })
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
@@ -160,6 +212,17 @@ export class WorkerProcess {
     child.kill('SIGKILL')
     await exited
     return null
+  }
+
+  /** Counts the log lines the suite reports on (see `restarts`, `tooLargeErrors`). */
+  private countLines(chunk: string): void {
+    const lines = (this.partialLine + chunk).split('\n')
+    this.partialLine = lines.pop() ?? ''
+    for (const line of lines) {
+      if (/starting a new worker \(restart \d+/.test(line)) this.restarts++
+      if (/kafkajs \[\w+\] The request included a message larger than the max message size/.test(line))
+        this.tooLargeErrors++
+    }
   }
 
   /** Adds a line of the suite's own to the log kept of the process. */

@@ -7,6 +7,7 @@ import {
   outcome,
   PARTITIONS,
   produce,
+  tablePoisonHit,
   timeToProgress,
   transport,
   waitDone,
@@ -22,6 +23,10 @@ export interface Result extends Outcome {
   /** Time from each disruption until the group commits past where it was (ms). */
   recoverMs: number[]
   crashes: number
+  /** In-process restarts of the workers (a worker rolled back and replaced; counted from logs). */
+  restarts: number
+  /** What the table's notes column shows: in-process restarts, what a disruption did. */
+  notes: string[]
   /** Check failures, empty when the scenario passed. */
   failures: string[]
 }
@@ -42,6 +47,7 @@ interface Run {
   workers: WorkerProcess[]
   recoverMs: number[]
   disruptions: number
+  notes: string[]
 }
 
 /**
@@ -84,16 +90,21 @@ async function runScenario(
   const stop: Stop = { stopped: false }
   let disrupting = true
   const workers: WorkerProcess[] = []
-  const run: Run = { n, guarantee, workers, recoverMs: [], disruptions: 0 }
-  const result = (o: Outcome, failures: string[]): Result => ({
-    scenario,
-    guarantee,
-    disruptions: run.disruptions,
-    recoverMs: run.recoverMs,
-    crashes: workers.reduce((a, w) => a + w.unexpectedExits, 0),
-    failures,
-    ...o,
-  })
+  const run: Run = { n, guarantee, workers, recoverMs: [], disruptions: 0, notes: [] }
+  const result = (o: Outcome, failures: string[]): Result => {
+    const restarts = workers.reduce((a, w) => a + w.restarts, 0)
+    return {
+      scenario,
+      guarantee,
+      disruptions: run.disruptions,
+      recoverMs: run.recoverMs,
+      crashes: workers.reduce((a, w) => a + w.unexpectedExits, 0),
+      restarts,
+      notes: [...(restarts > 0 ? [`${restarts} in-process restart(s)`] : []), ...run.notes],
+      failures,
+      ...o,
+    }
+  }
   const showLogs = (): void => {
     for (const w of workers)
       s.log(`--- ${w.name} stderr (tail)\n${w.log.slice(process.env.CHAOS_WORKER_LOG ? 0 : -3000)}`)
@@ -178,16 +189,26 @@ export const NO_OUTCOME: Outcome = {
   outputLosses: 0,
   dlq: 0,
   dlqWithReason: 0,
+  dlqMissing: 0,
+  dlqUnexpected: 0,
+  countDlq: 0,
+  countDlqEncodeNamed: 0,
 }
 
-/** Zero losses always; exact (no duplicate count or output) under exactly-once or when asked. */
+/**
+ * Zero losses always; exact (no duplicate count, output or dead letter) under exactly-once or
+ * when asked. Every poison pill dead-lettered (at least once), and nothing else.
+ */
 function exactness(r: Result, exact: boolean): string[] {
   const f: string[] = []
   if (r.losses > 0) f.push(`${r.losses} count(s) lost`)
   if (r.outputLosses > 0) f.push(`${r.outputLosses} output(s) lost`)
   if (exact && r.duplicates > 0) f.push(`${r.duplicates} duplicate count(s)`)
   if (exact && r.outputDuplicates > 0) f.push(`${r.outputDuplicates} duplicate output(s)`)
-  if (r.dlq !== r.poison) f.push(`${r.dlq} dead letter(s) for ${r.poison} poison pill(s)`)
+  if (r.dlqMissing > 0) f.push(`${r.dlqMissing} of ${r.poison} poison pill(s) not dead-lettered`)
+  if (r.dlqUnexpected > 0) f.push(`${r.dlqUnexpected} dead letter(s) of records that are not poison`)
+  if (exact && r.dlq !== r.poison) f.push(`${r.dlq} dead letter(s) for ${r.poison} poison pill(s)`)
+  if (!exact && r.dlq > r.poison) r.notes.push(`${r.dlq - r.poison} dead letter(s) written twice`)
   return f
 }
 
@@ -287,29 +308,154 @@ export function brokerRestart(s: Settings, guarantee: Guarantee): Promise<Result
   })
 }
 
+/** Records the hit counter's schema refuses, one of each kind the `poison` scenario feeds. */
+const POISON_KINDS: (() => { key: Buffer | null; value: Buffer })[] = [
+  () => ({ key: Buffer.from('user-1'), value: Buffer.from('{"userId": "user-1", "hits": ') }),
+  () => ({
+    key: Buffer.from('user-2'),
+    value: Buffer.from(JSON.stringify({ userId: 'user-2', hits: 'many' })),
+  }),
+  () => ({ key: Buffer.from('user-3'), value: Buffer.alloc(2 << 20, 0x61) }),
+  () => ({
+    key: Buffer.from([0x75, 0xff, 0xfe]),
+    value: Buffer.from(JSON.stringify({ userId: 'user-4', hits: 30, timestamp: 1, seq: -1 })),
+  }),
+]
+
 /** Poison pills among good events: each must end in the DLQ with its reason; no worker stops. */
 export function poison(s: Settings, guarantee: Guarantee): Promise<Result> {
-  const kinds: (() => { key: Buffer | null; value: Buffer })[] = [
-    () => ({ key: Buffer.from('user-1'), value: Buffer.from('{"userId": "user-1", "hits": ') }),
-    () => ({
-      key: Buffer.from('user-2'),
-      value: Buffer.from(JSON.stringify({ userId: 'user-2', hits: 'many' })),
-    }),
-    () => ({ key: Buffer.from('user-3'), value: Buffer.alloc(2 << 20, 0x61) }),
-    () => ({
-      key: Buffer.from([0x75, 0xff, 0xfe]),
-      value: Buffer.from(JSON.stringify({ userId: 'user-4', hits: 30, timestamp: 1, seq: -1 })),
-    }),
-  ]
   return runScenario(s, 'poison', guarantee, {
     workers: 1,
     events: 12_000,
     rate: 3_000,
-    poison: (seq) => (seq % 500 === 250 ? kinds[((seq / 500) % kinds.length) | 0]!() : undefined),
+    poison: (seq) =>
+      seq % 500 === 250 ? POISON_KINDS[((seq / 500) % POISON_KINDS.length) | 0]!() : undefined,
     disrupt: async () => {},
     checks: (r) => {
       const f = exactness(r, true)
       if (r.dlqWithReason !== r.dlq) f.push(`${r.dlq - r.dlqWithReason} dead letter(s) without a reason`)
+      if (r.crashes > 0) f.push(`the worker stopped ${r.crashes} time(s)`)
+      return f
+    },
+  })
+}
+
+/**
+ * The dead-letter topic's `max.message.bytes` during dlq-outage: under any dead letter (its
+ * headers alone are longer), so the broker refuses each with MESSAGE_TOO_LARGE, which kafkajs
+ * does not retry. Not lower: the transaction markers the coordinator writes (about 80 bytes) must
+ * still fit, or Kafka takes the refused marker as fatal and that transactional id stays wedged
+ * (CONCURRENT_TRANSACTIONS on every later start) until the broker restarts.
+ */
+const DLQ_OUTAGE_MAX_BYTES = 256
+
+/**
+ * The dead-letter topic unwritable for a while (see DLQ_OUTAGE_MAX_BYTES) while poison pills
+ * arrive. A dead letter that cannot be written fails its event: retried with the agent's backoff,
+ * then the worker rolls back and restarts in-process, and dead-letters it once the topic takes
+ * records again. No worker process may exit; the restarts are reported in the notes.
+ */
+export function dlqOutage(s: Settings, guarantee: Guarantee): Promise<Result> {
+  const outageMs = s.long ? 20_000 : 10_000
+  // The small kinds: malformed JSON, a value the schema refuses, a key that is not UTF-8.
+  const kinds = [POISON_KINDS[0]!, POISON_KINDS[1]!, POISON_KINDS[3]!]
+  let refused = 0
+  return runScenario(s, 'dlq-outage', guarantee, {
+    workers: 1,
+    events: 15_000,
+    rate: 1_500,
+    poison: (seq) => (seq % 200 === 100 ? kinds[((seq / 200) % kinds.length) | 0]!() : undefined),
+    disrupt: async (run) => {
+      const t = transport(s.broker.brokers)
+      await t.connect()
+      try {
+        // The worker creates its dead-letter topic when it starts.
+        while (!(await t.admin.listTopics()).includes(run.n.dlq)) await sleep(200)
+        const before = await s.broker.topicConfig(run.n.dlq, 'max.message.bytes')
+        if (!before) throw new Error(`${run.n.dlq} has no max.message.bytes of its own`)
+        await sleep(3_000)
+        const tooLarge = (): number => run.workers.reduce((a, w) => a + w.tooLargeErrors, 0)
+        const refusedBefore = tooLarge()
+        try {
+          await s.broker.setTopicConfig(run.n.dlq, 'max.message.bytes', String(DLQ_OUTAGE_MAX_BYTES))
+          run.disruptions++
+          await sleep(outageMs)
+        } finally {
+          await s.broker.setTopicConfig(run.n.dlq, 'max.message.bytes', before)
+        }
+        const at = Date.now()
+        refused = tooLarge() - refusedBefore
+        run.notes.push(
+          `DLQ unwritable ${outageMs / 1000} s: ${refused} MESSAGE_TOO_LARGE error(s) from kafkajs`,
+        )
+        // From the end of the outage: the worker must get past the poison it could not write.
+        run.recoverMs.push(await timeToProgress(t, run.n, at, 120_000))
+      } finally {
+        await t.close()
+      }
+    },
+    checks: (r) => {
+      const f = exactness(r, guarantee === 'exactly_once')
+      if (r.dlqWithReason !== r.dlq) f.push(`${r.dlq - r.dlqWithReason} dead letter(s) without a reason`)
+      if (r.crashes > 0) f.push(`a worker exited ${r.crashes} time(s)`)
+      if (refused === 0) f.push('no dead-letter send was refused during the outage')
+      if (r.restarts === 0) f.push('no in-process restart: the dead-letter outage did not fail any event')
+      return f
+    },
+  })
+}
+
+/**
+ * A value the table cannot encode: `tableValueApp.ts` counts as the hit counter does, but writes
+ * `{ n: 10n }` (JSON cannot hold a BigInt) for the hits of the table-poison users. Only those
+ * events may fail: dead-lettered from count_topic with ENCODE naming the table and the key, every
+ * other event counted and committed, commits moving all along, no worker exit.
+ */
+export function poisonTableValue(s: Settings, guarantee: Guarantee): Promise<Result> {
+  const events = 12_000
+  const rate = 1_500
+  return runScenario(s, 'poison-table-value', guarantee, {
+    workers: 1,
+    events,
+    rate,
+    module: join(repoDir, 'apps/chaos/src/tableValueApp.ts'),
+    poison: (seq) => (seq % 600 === 300 ? tablePoisonHit(seq, (seq / 600) | 0) : undefined),
+    disrupt: async (run) => {
+      // Commits must move while table-poison hits keep failing, not only at the end.
+      const t = transport(s.broker.brokers)
+      await t.connect()
+      try {
+        await sleep((events / rate) * 500)
+        const committed = async (): Promise<number> =>
+          (await t.admin.groupOffsets(run.n.id, run.n.count).catch(() => new Map<number, number>())).get(0) ??
+          -1
+        const first = await committed()
+        const at = Date.now()
+        let moved = -1
+        while (moved < 0 && Date.now() < at + 30_000) {
+          await sleep(200)
+          if ((await committed()) > first) moved = Date.now() - at
+        }
+        run.notes.push(
+          moved >= 0
+            ? `count_topic commits moved mid-run (in ${(moved / 1000).toFixed(1)} s)`
+            : 'count_topic commits did not move mid-run',
+        )
+      } finally {
+        await t.close()
+      }
+    },
+    checks: (r) => {
+      // Nothing rolls back here, so even at-least-once must count (and dead-letter) exactly.
+      const f = exactness(r, true)
+      if (r.countDlqEncodeNamed !== r.countDlq)
+        f.push(
+          `${r.countDlq - r.countDlqEncodeNamed} table dead letter(s) without ENCODE naming table and key`,
+        )
+      if (r.countDlq === 0) f.push('no table-poison hit was dead-lettered')
+      if (r.notes.includes('count_topic commits did not move mid-run')) f.push('commits stopped mid-run')
+      // A value that cannot be encoded fails its event at set(), never a commit.
+      if (r.restarts > 0) f.push(`${r.restarts} in-process restart(s)`)
       if (r.crashes > 0) f.push(`the worker stopped ${r.crashes} time(s)`)
       return f
     },

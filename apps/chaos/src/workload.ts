@@ -9,7 +9,9 @@ export interface Names {
   hits: string
   count: string
   changelog: string
+  /** Dead letters of the input topic (its poison) and of count_topic (the table poison). */
   dlq: string
+  countDlq: string
 }
 
 export function names(scenario: string): Names {
@@ -20,6 +22,7 @@ export function names(scenario: string): Names {
     count: `${id}-count_topic`,
     changelog: `${id}-major-count-changelog`,
     dlq: `${id}-${id}-hit_count-dlq`,
+    countDlq: `${id}-${id}-count_topic-dlq`,
   }
 }
 
@@ -36,6 +39,26 @@ export function workerEnv(n: Names, brokers: string, guarantee: string): Record<
 
 export const USERS = 40
 export const PARTITIONS = 4
+
+/**
+ * Hits of these users are valid input, but the counting agent of `tableValueApp.ts` writes a
+ * value for them that the table's JSON codec cannot encode: they go on to count_topic, are
+ * dead-lettered from there and are never counted.
+ */
+export const TABLE_POISON_PREFIX = 'table-poison-'
+
+export function isTablePoisonUser(userId: string): boolean {
+  return userId.startsWith(TABLE_POISON_PREFIX)
+}
+
+/** A hit of table-poison user `user` (over 20, so it reaches the counting agent). */
+export function tablePoisonHit(seq: number, user: number): { key: Buffer; value: Buffer } {
+  const userId = `${TABLE_POISON_PREFIX}${user % PARTITIONS}`
+  return {
+    key: Buffer.from(userId),
+    value: Buffer.from(JSON.stringify({ userId, hits: 30, timestamp: Date.now(), seq })),
+  }
+}
 
 /** How `produce` is told to stop early (a scenario that overran its deadline). */
 export interface Stop {
@@ -129,7 +152,13 @@ interface Hit {
 export interface Expectation {
   events: number
   valid: number
+  /** Records to be dead-lettered: input the schema refuses, and table-poison hits. */
   poison: number
+  /**
+   * Each of them, by what identifies its dead letter: `hits <partition>@<offset>` for input the
+   * schema refuses, `seq <seq>` for a table-poison hit (dead-lettered from count_topic).
+   */
+  deadLetters: Set<string>
   counts: Map<string, number>
   /** count_topic values expected, by seq, with how many times each input event was written. */
   outputs: Map<number, number>
@@ -138,17 +167,32 @@ export interface Expectation {
 export function expect(input: RawRecord[]): Expectation {
   const counts = new Map<string, number>()
   const outputs = new Map<number, number>()
+  const deadLetters = new Set<string>()
   let valid = 0
+  let tablePoison = 0
   for (const r of input) {
     const hit = parseHit(r)
-    if (!hit) continue
+    if (!hit) {
+      deadLetters.add(`hits ${r.partition}@${r.offset}`)
+      continue
+    }
     valid++
     if (hit.hits > 20) {
-      counts.set(hit.userId, (counts.get(hit.userId) ?? 0) + 1)
       outputs.set(hit.seq, (outputs.get(hit.seq) ?? 0) + 1)
+      if (isTablePoisonUser(hit.userId)) {
+        tablePoison++
+        deadLetters.add(`seq ${hit.seq}`)
+      } else counts.set(hit.userId, (counts.get(hit.userId) ?? 0) + 1)
     }
   }
-  return { events: input.length, valid, poison: input.length - valid, counts, outputs }
+  return {
+    events: input.length,
+    valid,
+    poison: input.length - valid + tablePoison,
+    deadLetters,
+    counts,
+    outputs,
+  }
 }
 
 /** A hit the hit counter's schema accepts, or undefined for poison. */
@@ -183,6 +227,14 @@ export interface Outcome {
   outputLosses: number
   dlq: number
   dlqWithReason: number
+  /** Expected dead letters (see `Expectation.deadLetters`) not found in the dead-letter topics. */
+  dlqMissing: number
+  /** Dead letters of records that are not poison. */
+  dlqUnexpected: number
+  /** Dead letters from count_topic: table-poison hits. */
+  countDlq: number
+  /** Of those, the ones with code ENCODE whose error names the table and the key. */
+  countDlqEncodeNamed: number
 }
 
 /** Reads the table (its changelog), count_topic and the DLQ, and compares them with the input. */
@@ -216,8 +268,38 @@ export async function outcome(t: KafkaTransport, n: Names): Promise<Outcome> {
     outputLosses += Math.max(0, want - got)
     outputDuplicates += Math.max(0, got - want)
   }
-  const dead = (await t.admin.listTopics()).includes(n.dlq) ? await readAll(t, n.dlq) : []
+  const topics = await t.admin.listTopics()
+  const inputDead = topics.includes(n.dlq) ? await readAll(t, n.dlq) : []
+  const countDead = topics.includes(n.countDlq) ? await readAll(t, n.countDlq) : []
+  const dead = [...inputDead, ...countDead]
   const dlqWithReason = dead.filter((r) => r.headers[HEADERS.error] && r.headers[HEADERS.errorCode]).length
+  const header = (r: RawRecord, name: string): string => r.headers[name]?.toString() ?? ''
+  const deadIds = new Set<string>()
+  let dlqUnexpected = 0
+  for (const r of inputDead) {
+    const id = `hits ${header(r, HEADERS.sourcePartition)}@${header(r, HEADERS.sourceOffset)}`
+    if (exp.deadLetters.has(id)) deadIds.add(id)
+    else dlqUnexpected++
+  }
+  let countDlqEncodeNamed = 0
+  for (const r of countDead) {
+    let hit: Partial<Hit> = {}
+    try {
+      hit = JSON.parse(r.value?.toString() ?? '') as Partial<Hit>
+    } catch {
+      // Not a hit: counted as unexpected below.
+    }
+    const id = `seq ${hit.seq}`
+    if (exp.deadLetters.has(id)) deadIds.add(id)
+    else dlqUnexpected++
+    const error = header(r, HEADERS.error)
+    if (
+      header(r, HEADERS.errorCode) === 'ENCODE' &&
+      error.includes('table major-count') &&
+      error.includes(JSON.stringify(hit.userId ?? null))
+    )
+      countDlqEncodeNamed++
+  }
   return {
     events: exp.events,
     poison: exp.poison,
@@ -230,6 +312,10 @@ export async function outcome(t: KafkaTransport, n: Names): Promise<Outcome> {
     outputLosses,
     dlq: dead.length,
     dlqWithReason,
+    dlqMissing: exp.deadLetters.size - deadIds.size,
+    dlqUnexpected,
+    countDlq: countDead.length,
+    countDlqEncodeNamed,
   }
 }
 
