@@ -91,3 +91,53 @@ describe('an event that never finishes', () => {
     await until('/health to recover', async () => (await health()).status === 200, 5000)
   })
 })
+
+describe('an event that never finishes, under exactly-once', () => {
+  it('holds the transaction of its own partition only: the other partitions commit their offsets and outputs', async () => {
+    const app = new App({ id: 'hung-eos', logger: 'silent', processingGuarantee: 'exactly_once' })
+    const input = app.topic<string, string>('input', { partitions: 2 })
+    const output = app.topic<string, string>('output', { partitions: 2 })
+    let release!: () => void
+    const hung = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const started: string[] = []
+    app.agent(
+      input,
+      async (stream) => {
+        for await (const event of stream.events()) {
+          started.push(event.value)
+          await output.send({ key: event.key as string, value: event.value, partition: event.partition })
+          if (event.value === 'hang') await hung
+        }
+      },
+      { concurrency: 2 },
+    )
+    const t = await TestApp.start(app)
+    running.push(t)
+    await t.send(input, { key: 'k0', value: 'hang', partition: 0 })
+    await t.send(input, { key: 'k1', value: 'b', partition: 1 })
+    await t.send(input, { key: 'k1', value: 'c', partition: 1 })
+    await until('every event to be started', () => started.length === 3)
+    await t.commit()
+    expect(t.committed(input).get(1)).toBe(2)
+    expect(t.committed(input).get(0)).toBe(-1)
+    // Read committed: the outputs of partition 1's events are visible, the stuck one's are not.
+    expect(
+      t
+        .sent(output)
+        .map((m) => m.value)
+        .sort(),
+    ).toEqual(['b', 'c'])
+    release()
+    await t.settle()
+    await t.commit()
+    expect(t.committed(input).get(0)).toBe(1)
+    expect(
+      t
+        .sent(output)
+        .map((m) => m.value)
+        .sort(),
+    ).toEqual(['b', 'c', 'hang'])
+  }, 20_000)
+})

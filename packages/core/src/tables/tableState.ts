@@ -211,16 +211,23 @@ export class TableState<K, V> {
    * to `send`. Runs synchronously with the offset snapshot, so the snapshot's events are
    * exactly those whose writes are being flushed.
    */
-  beginCommit(): OutgoingRecord[] {
+  beginCommit(keep?: ReadonlySet<number>): OutgoingRecord[] {
     const records: OutgoingRecord[] = []
     if (this.dirtyCount === 0 && this.dirty.size === 0 && this.flushing.size === 0) return records
     const topic = this.table.changelogTopic
+    // Partitions in `keep` (exactly-once: an event of theirs is still in progress) keep their new
+    // writes for a later commit: they may be half of that event's.
+    const kept = new Map<number, Pending<V>>()
     // A previous commit that failed left its writes in `flushing`: they are sent again, every
     // partition of them, whether or not it has new writes (completeCommit applies all of
     // `flushing` to the store, so one not sent again would be stored but never in the changelog).
     const partitions = new Set([...this.flushing.keys(), ...this.dirty.keys()])
     for (const partition of partitions) {
-      const writes = this.dirty.get(partition)
+      let writes = this.dirty.get(partition)
+      if (writes && keep?.has(partition)) {
+        kept.set(partition, writes)
+        writes = undefined
+      }
       const prev = this.flushing.get(partition)
       const merged = prev && writes ? new Map([...prev, ...writes]) : (prev ?? writes)
       if (!merged || merged.size === 0) continue
@@ -235,12 +242,13 @@ export class TableState<K, V> {
         })
       }
     }
-    this.dirty = new Map()
+    this.dirty = kept
     this.dirtyCount = 0
+    for (const writes of kept.values()) this.dirtyCount += writes.size
     return records
   }
 
-  /** Second half: the changelog is durable up to `flushed`; apply the writes to the store. */
+  /** The changelog records of the last `beginCommit` are durable at `flushed`: apply them to the store. */
   async completeCommit(flushed: readonly RecordMetadata[]): Promise<void> {
     const topic = this.table.changelogTopic
     const offsets = new Map<number, number>()

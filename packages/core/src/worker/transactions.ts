@@ -70,6 +70,8 @@ export class Transactions {
   private buffered = 0
   /** Events handed to actors and not yet acked; a commit snapshots at zero. */
   private handedOut = 0
+  /** The same, by partition number (-1: events outside any transaction, such as channel events). */
+  private readonly inHand = new Map<number, number>()
   /** Closed while a commit waits for the actors to finish their events. */
   private gate: Promise<void> | undefined
   private quiesced: (() => void) | undefined
@@ -143,6 +145,8 @@ export class Transactions {
       const gate = this.gate
       if (gate) return gate.then(() => handOut(e))
       this.handedOut++
+      const k = e.delivery === undefined ? -1 : e.partition
+      this.inHand.set(k, (this.inHand.get(k) ?? 0) + 1)
       e.handedOut = true
       return e
     }
@@ -156,13 +160,20 @@ export class Transactions {
   handBack(e: StreamEvent<any, any>): void {
     if (!e.handedOut) return
     e.handedOut = false
+    const k = e.delivery === undefined ? -1 : e.partition
+    const n = (this.inHand.get(k) ?? 1) - 1
+    if (n === 0) this.inHand.delete(k)
+    else this.inHand.set(k, n)
     if (--this.handedOut === 0) this.quiesced?.()
   }
 
   /**
    * An exactly-once commit. Holds new events back until every event handed to an actor is acked,
    * so that the snapshot taken then (offsets, outputs, table writes) belongs to whole events only;
-   * lets the actors go on, then commits one transaction per partition number.
+   * lets the actors go on, then commits one transaction per partition number. When events are
+   * still in progress after the wait, the partition numbers they belong to sit this commit out
+   * (their offsets, outputs and table writes wait for a later one) and the others commit: a stuck
+   * event holds its own transaction only.
    */
   async commit(): Promise<void> {
     const deps = this.deps
@@ -186,17 +197,26 @@ export class Transactions {
         this.quiesced = undefined
       }
       if (deps.status.dead) return
-      if (this.handedOut > 0) {
+      const busy = new Set(this.inHand.keys())
+      if (busy.size > 0) {
         const now = Date.now()
-        if (now - this.lastQuiesceWarning > 60_000) {
-          this.lastQuiesceWarning = now
-          deps.logger.warn(
-            `exactly-once: ${this.handedOut} event(s) still in progress; the commit waits for the next interval`,
-          )
+        const warn = now - this.lastQuiesceWarning > 60_000
+        if (warn) this.lastQuiesceWarning = now
+        // An event outside any transaction (a channel's) may have written any table partition.
+        if (busy.has(-1)) {
+          if (warn)
+            deps.logger.warn(
+              `exactly-once: ${this.handedOut} event(s) still in progress, one outside any transaction; the commit waits for the next interval`,
+            )
+          return
         }
-        return
+        if (warn)
+          deps.logger.warn(
+            `exactly-once: events of partition(s) ${[...busy].sort((a, b) => a - b).join(', ')} still in progress; ` +
+              'their transactions wait for the next interval, the others commit',
+          )
       }
-      snapshot = this.snapshot()
+      snapshot = this.snapshot(busy)
     } finally {
       this.gate = undefined
       open()
@@ -232,7 +252,10 @@ export class Transactions {
   }
 
   /** Synchronously: what each transaction commits, taken at a point where no event is half done. */
-  private snapshot(): { batches: Map<number, TransactionBatch>; plain: OutgoingRecord[] } {
+  private snapshot(busy: ReadonlySet<number>): {
+    batches: Map<number, TransactionBatch>
+    plain: OutgoingRecord[]
+  } {
     const batches = new Map<number, TransactionBatch>()
     const batch = (p: number): TransactionBatch => {
       let b = batches.get(p)
@@ -240,7 +263,7 @@ export class Transactions {
       return b
     }
     for (const t of this.deps.partitions.values()) {
-      if (t.committable > t.committed && this.producers.has(t.tp.partition))
+      if (t.committable > t.committed && this.producers.has(t.tp.partition) && !busy.has(t.tp.partition))
         batch(t.tp.partition).offsets.push({
           topic: t.tp.topic,
           partition: t.tp.partition,
@@ -252,12 +275,17 @@ export class Transactions {
     this.buffered = 0
     // A loop, not push(...records): spreading a large array overflows the call stack.
     for (const [p, records] of outputs) {
+      if (busy.has(p)) {
+        this.outputs.set(p, records)
+        this.buffered += records.length
+        continue
+      }
       const list = batch(p).records
       for (const r of records) list.push(r)
     }
     const plain: OutgoingRecord[] = []
     for (const ts of this.deps.tables.values()) {
-      for (const r of ts.beginCommit()) {
+      for (const r of ts.beginCommit(busy)) {
         if (r.partition !== undefined && this.producers.has(r.partition)) batch(r.partition).records.push(r)
         else plain.push(r)
       }
