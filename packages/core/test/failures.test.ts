@@ -13,6 +13,40 @@ function counter(options: { store?: Store } = {}) {
   return { app, input, counts }
 }
 
+/**
+ * Counts on one worker with a store whose recovery fails with `failure` once set, then hands the
+ * partition to a second worker (the first leaves), whose recovery meets it: what does it report?
+ */
+async function recoveryFailing(
+  failure: Error,
+): Promise<{ settled: Promise<void>; second: ReturnType<typeof counter> }> {
+  const base = memoryStore()
+  let broken = false
+  const store: Store = {
+    kind: 'flaky',
+    async open(spec) {
+      const s = await base.open(spec)
+      return Object.assign(Object.create(s), {
+        appliedOffset: async (p: number) => {
+          if (broken) throw failure
+          return s.appliedOffset(p)
+        },
+      }) as TableStore<any>
+    },
+  }
+  const first = counter({ store })
+  const t = await TestApp.start(first.app)
+  await t.send(first.input, { key: 'a', value: 1 })
+  await t.settle()
+  // A second worker joins: the rebalance assigns it nothing on a 1-partition topic, but the
+  // first one leaving hands partition 0 over, and recovery fails there.
+  broken = true
+  const second = counter({ store })
+  const t2 = await TestApp.start(second.app, { broker: t.broker, clock: t.clock })
+  await t.stop()
+  return { settled: t2.settle(), second }
+}
+
 describe('infrastructure failures', () => {
   it('stops without committing when the producer cannot flush (outputs may be lost)', async () => {
     const { app, input } = counter()
@@ -42,59 +76,16 @@ describe('infrastructure failures', () => {
   })
 
   it('crashes the worker, instead of running deaf, when the consumer is lost', async () => {
-    const base = memoryStore()
-    let broken = false
-    const store: Store = {
-      kind: 'flaky',
-      async open(spec) {
-        const s = await base.open(spec)
-        return Object.assign(Object.create(s), {
-          appliedOffset: async (p: number) => {
-            if (broken) throw new Error('disk gone')
-            return s.appliedOffset(p)
-          },
-        }) as TableStore<any>
-      },
-    }
-    const first = counter({ store })
-    const t = await TestApp.start(first.app)
-    await t.send(first.input, { key: 'a', value: 1 })
-    await t.settle()
-    // A second worker joins: the rebalance assigns it nothing on a 1-partition topic, but the
-    // first one leaving hands partition 0 over, and recovery fails there.
-    broken = true
-    const second = counter({ store })
-    const t2 = await TestApp.start(second.app, { broker: t.broker, clock: t.clock })
-    await t.stop()
-    await expect(t2.settle()).rejects.toThrow(/^disk gone \(/)
+    const { settled, second } = await recoveryFailing(new Error('disk gone'))
+    await expect(settled).rejects.toThrow(/^disk gone \(/)
     expect(second.app.worker!.state).toBe('crashed')
   })
 
   it('reports a store failure during recovery as that store error, with its own code and the reason first', async () => {
-    const base = memoryStore()
-    let locked = false
-    const store: Store = {
-      kind: 'lockable',
-      async open(spec) {
-        const s = await base.open(spec)
-        return Object.assign(Object.create(s), {
-          appliedOffset: async (p: number) => {
-            if (locked)
-              throw new MephistoError('STORE_LOCKED', 'the database at /data/p0 is locked by another worker')
-            return s.appliedOffset(p)
-          },
-        }) as TableStore<any>
-      },
-    }
-    const first = counter({ store })
-    const t = await TestApp.start(first.app)
-    await t.send(first.input, { key: 'a', value: 1 })
-    await t.settle()
-    locked = true
-    const second = counter({ store })
-    const t2 = await TestApp.start(second.app, { broker: t.broker, clock: t.clock })
-    await t.stop()
-    await expect(t2.settle()).rejects.toMatchObject({
+    const { settled, second } = await recoveryFailing(
+      new MephistoError('STORE_LOCKED', 'the database at /data/p0 is locked by another worker'),
+    )
+    await expect(settled).rejects.toMatchObject({
       code: 'STORE_LOCKED',
       message: 'the database at /data/p0 is locked by another worker',
     })
