@@ -9,6 +9,7 @@ import {
   brokerRestart,
   dlqOutage,
   failover,
+  hungAgent,
   killNine,
   NO_OUTCOME,
   poison,
@@ -60,6 +61,7 @@ const plan: Plan[] = [
   ['poison', 'exactly_once', poison],
   ...both.map((g): Plan => ['dlq-outage', g, dlqOutage]),
   ...both.map((g): Plan => ['poison-table-value', g, poisonTableValue]),
+  ...both.map((g): Plan => ['hung-agent', g, hungAgent]),
   ...(long ? both : (['at_least_once'] as Guarantee[])).map((g): Plan => ['sigterm', g, sigterm]),
 ]
 

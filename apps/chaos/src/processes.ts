@@ -76,6 +76,15 @@ export class Broker {
   }
 }
 
+/**
+ * What `hungAgentApp.ts` logs when the actor of a timed-out event wakes and tries a table write:
+ * refused with EVENT_TIMEOUT as it must be, or not (accepted, or refused for another reason).
+ */
+export const LATE_WRITE_REFUSED =
+  'chaos: a late table write of a timed-out event was refused with EVENT_TIMEOUT'
+export const LATE_WRITE_NOT_REFUSED =
+  'chaos: a late table write of a timed-out event was NOT refused with EVENT_TIMEOUT'
+
 export interface WorkerSpec {
   /** The module holding the app (default: the hit counter). */
   module?: string
@@ -102,6 +111,9 @@ export class WorkerProcess {
    * quoting the error are not counted. They show that a fault really failed sends.
    */
   tooLargeErrors = 0
+  /** Late table writes of a timed-out event, refused or not (see LATE_WRITE_REFUSED). */
+  lateWritesRefused = 0
+  lateWritesNotRefused = 0
   private partialLine = ''
   private expectingExit = false
   /** Stopped by the suite (kill): the supervisor leaves it down until the suite starts it. */
@@ -214,7 +226,7 @@ export class WorkerProcess {
     return null
   }
 
-  /** Counts the log lines the suite reports on (see `restarts`, `tooLargeErrors`). */
+  /** Counts the log lines the suite reports on (see `restarts`, `tooLargeErrors`, `lateWritesRefused`). */
   private countLines(chunk: string): void {
     const lines = (this.partialLine + chunk).split('\n')
     this.partialLine = lines.pop() ?? ''
@@ -222,6 +234,8 @@ export class WorkerProcess {
       if (/starting a new worker \(restart \d+/.test(line)) this.restarts++
       if (/kafkajs \[\w+\] The request included a message larger than the max message size/.test(line))
         this.tooLargeErrors++
+      if (line.includes(LATE_WRITE_REFUSED)) this.lateWritesRefused++
+      if (line.includes(LATE_WRITE_NOT_REFUSED)) this.lateWritesNotRefused++
     }
   }
 

@@ -3,6 +3,8 @@ import type { Broker } from './processes.js'
 import { bounded, repoDir, sleep, WorkerProcess } from './processes.js'
 import type { Names, Outcome, Stop } from './workload.js'
 import {
+  HUNG_EVENT_TIMEOUT_MS,
+  hungHit,
   names,
   outcome,
   PARTITIONS,
@@ -193,6 +195,8 @@ export const NO_OUTCOME: Outcome = {
   dlqUnexpected: 0,
   countDlq: 0,
   countDlqEncodeNamed: 0,
+  countDlqTimedOut: 0,
+  markerCounted: 0,
 }
 
 /**
@@ -455,6 +459,96 @@ export function poisonTableValue(s: Settings, guarantee: Guarantee): Promise<Res
       if (r.countDlq === 0) f.push('no table-poison hit was dead-lettered')
       if (r.notes.includes('count_topic commits did not move mid-run')) f.push('commits stopped mid-run')
       // A value that cannot be encoded fails its event at set(), never a commit.
+      if (r.restarts > 0) f.push(`${r.restarts} in-process restart(s)`)
+      if (r.crashes > 0) f.push(`the worker stopped ${r.crashes} time(s)`)
+      return f
+    },
+  })
+}
+
+/** The longest count_topic commits may stand still in hung-agent while its hung events time out. */
+const HUNG_PAUSE_LIMIT_MS = 15_000
+
+/**
+ * An agent that hangs: `hungAgentApp.ts` counts as the hit counter does, but its counting agent
+ * never finishes the hits of the hung users (some of them wake long after and try a table
+ * write). With `eventTimeoutMs` each hung event fails alone: dead-lettered from count_topic with
+ * EVENT_TIMEOUT while a new actor goes on, its late write refused, every other event counted,
+ * commits moving all along, no restart, no worker exit.
+ */
+export function hungAgent(s: Settings, guarantee: Guarantee): Promise<Result> {
+  const watchMs = s.long ? 60_000 : 20_000
+  let workers: WorkerProcess[] = []
+  return runScenario(s, 'hung-agent', guarantee, {
+    workers: 1,
+    events: 15_000,
+    rate: 1_500,
+    module: join(repoDir, 'apps/chaos/src/hungAgentApp.ts'),
+    // One hung hit in 4000 (one every 2.7 s): about one timeout at a time.
+    poison: (seq) => (seq % 4_000 === 2_000 ? hungHit(seq, (seq / 4_000) | 0) : undefined),
+    disrupt: async (run) => {
+      workers = run.workers
+      // Input flows for the whole watch: how long did the commits stand still while events hung?
+      const t = transport(s.broker.brokers)
+      await t.connect()
+      try {
+        const offsets = (topic: string): Promise<Map<number, number>> =>
+          t.admin.groupOffsets(run.n.id, topic).catch(() => new Map<number, number>())
+        const last = new Map<string, { offset: number; at: number }>()
+        const longest = new Map<string, number>()
+        let countMoves = 0
+        const started = Date.now()
+        const see = (name: string, offset: number, now: number): boolean => {
+          if (offset < 0) return false
+          const before = last.get(name)
+          if (before && offset <= before.offset) return false
+          if (before) longest.set(name, Math.max(longest.get(name) ?? 0, now - before.at))
+          last.set(name, { offset, at: now })
+          return before !== undefined
+        }
+        while (Date.now() < started + watchMs) {
+          await sleep(250)
+          const now = Date.now()
+          if (see('count', (await offsets(run.n.count)).get(0) ?? -1, now)) countMoves++
+          for (const [p, o] of await offsets(run.n.hits)) see(`input ${p}`, o, now)
+        }
+        const end = Date.now()
+        // A pause still going on at the end of the watch counts too.
+        for (const [name, { at }] of last) longest.set(name, Math.max(longest.get(name) ?? 0, end - at))
+        const countPause = last.has('count') ? (longest.get('count') ?? 0) : watchMs
+        const inputPause = Math.max(
+          0,
+          ...[...longest].filter(([name]) => name.startsWith('input')).map(([, ms]) => ms),
+        )
+        run.notes.push(
+          `count_topic commits moved ${countMoves} time(s) in ${watchMs / 1000} s, longest pause ` +
+            `${(countPause / 1000).toFixed(1)} s (input ${(inputPause / 1000).toFixed(1)} s)`,
+        )
+        if (countMoves < 2 || countPause > HUNG_PAUSE_LIMIT_MS)
+          run.notes.push(`count_topic commits stalled (limit ${HUNG_PAUSE_LIMIT_MS / 1000} s)`)
+      } finally {
+        await t.close()
+      }
+    },
+    checks: (r) => {
+      // Nothing rolls back here, but at-least-once promises no more than no losses.
+      const f = exactness(r, guarantee === 'exactly_once')
+      const late = {
+        refused: workers.reduce((a, w) => a + w.lateWritesRefused, 0),
+        notRefused: workers.reduce((a, w) => a + w.lateWritesNotRefused, 0),
+      }
+      r.notes.unshift(
+        `${r.countDlqTimedOut} of ${r.poison} hung event(s) dead-lettered with EVENT_TIMEOUT ` +
+          `(eventTimeoutMs ${HUNG_EVENT_TIMEOUT_MS}); ${late.refused} late table write(s) refused`,
+      )
+      if (r.countDlq === 0) f.push('no hung event was dead-lettered')
+      if (r.countDlqTimedOut !== r.countDlq)
+        f.push(`${r.countDlq - r.countDlqTimedOut} dead letter(s) without EVENT_TIMEOUT naming the event`)
+      if (r.markerCounted > 0) f.push(`${r.markerCounted} count(s) of hung users reached the table`)
+      if (late.notRefused > 0) f.push(`${late.notRefused} late table write(s) not refused with EVENT_TIMEOUT`)
+      if (late.refused === 0) f.push('no late table write was tried: no hung actor woke before the stop')
+      if (r.notes.some((note) => note.startsWith('count_topic commits stalled'))) f.push('commits stalled')
+      // A timed-out event fails alone: no rollback, no exit.
       if (r.restarts > 0) f.push(`${r.restarts} in-process restart(s)`)
       if (r.crashes > 0) f.push(`the worker stopped ${r.crashes} time(s)`)
       return f

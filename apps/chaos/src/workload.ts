@@ -53,7 +53,36 @@ export function isTablePoisonUser(userId: string): boolean {
 
 /** A hit of table-poison user `user` (over 20, so it reaches the counting agent). */
 export function tablePoisonHit(seq: number, user: number): { key: Buffer; value: Buffer } {
-  const userId = `${TABLE_POISON_PREFIX}${user % PARTITIONS}`
+  return markerHit(`${TABLE_POISON_PREFIX}${user % PARTITIONS}`, seq)
+}
+
+/**
+ * Hits of these users are valid input, but the counting agent of `hungAgentApp.ts` hangs on them
+ * past its `eventTimeoutMs`: they go on to count_topic, are dead-lettered from there with
+ * EVENT_TIMEOUT and are never counted.
+ */
+export const HUNG_PREFIX = 'hung-agent-'
+/** The counting agent's `eventTimeoutMs` in `hungAgentApp.ts`. */
+export const HUNG_EVENT_TIMEOUT_MS = 2_000
+/** How long the hung users of an odd index hang before they try their (late) table write. */
+export const HUNG_WAKE_MS = 4_000
+
+/** The index of a hung user (`hung-agent-<i>`), or undefined for any other user. */
+export function hungUserIndex(userId: string): number | undefined {
+  return userId.startsWith(HUNG_PREFIX) ? Number(userId.slice(HUNG_PREFIX.length)) : undefined
+}
+
+/** A hit of hung user `user` (over 20, so it reaches the counting agent). */
+export function hungHit(seq: number, user: number): { key: Buffer; value: Buffer } {
+  return markerHit(`${HUNG_PREFIX}${user % PARTITIONS}`, seq)
+}
+
+/** Users whose hits the counting agent of a variant app fails on purpose: never counted. */
+function isMarkerUser(userId: string): boolean {
+  return isTablePoisonUser(userId) || hungUserIndex(userId) !== undefined
+}
+
+function markerHit(userId: string, seq: number): { key: Buffer; value: Buffer } {
   return {
     key: Buffer.from(userId),
     value: Buffer.from(JSON.stringify({ userId, hits: 30, timestamp: Date.now(), seq })),
@@ -152,11 +181,11 @@ interface Hit {
 export interface Expectation {
   events: number
   valid: number
-  /** Records to be dead-lettered: input the schema refuses, and table-poison hits. */
+  /** Records to be dead-lettered: input the schema refuses, and table-poison and hung hits. */
   poison: number
   /**
    * Each of them, by what identifies its dead letter: `hits <partition>@<offset>` for input the
-   * schema refuses, `seq <seq>` for a table-poison hit (dead-lettered from count_topic).
+   * schema refuses, `seq <seq>` for a table-poison or hung hit (dead-lettered from count_topic).
    */
   deadLetters: Set<string>
   counts: Map<string, number>
@@ -169,7 +198,7 @@ export function expect(input: RawRecord[]): Expectation {
   const outputs = new Map<number, number>()
   const deadLetters = new Set<string>()
   let valid = 0
-  let tablePoison = 0
+  let markers = 0
   for (const r of input) {
     const hit = parseHit(r)
     if (!hit) {
@@ -179,8 +208,8 @@ export function expect(input: RawRecord[]): Expectation {
     valid++
     if (hit.hits > 20) {
       outputs.set(hit.seq, (outputs.get(hit.seq) ?? 0) + 1)
-      if (isTablePoisonUser(hit.userId)) {
-        tablePoison++
+      if (isMarkerUser(hit.userId)) {
+        markers++
         deadLetters.add(`seq ${hit.seq}`)
       } else counts.set(hit.userId, (counts.get(hit.userId) ?? 0) + 1)
     }
@@ -188,7 +217,7 @@ export function expect(input: RawRecord[]): Expectation {
   return {
     events: input.length,
     valid,
-    poison: input.length - valid + tablePoison,
+    poison: input.length - valid + markers,
     deadLetters,
     counts,
     outputs,
@@ -231,10 +260,14 @@ export interface Outcome {
   dlqMissing: number
   /** Dead letters of records that are not poison. */
   dlqUnexpected: number
-  /** Dead letters from count_topic: table-poison hits. */
+  /** Dead letters from count_topic: table-poison and hung hits. */
   countDlq: number
   /** Of those, the ones with code ENCODE whose error names the table and the key. */
   countDlqEncodeNamed: number
+  /** Of those, the ones with code EVENT_TIMEOUT whose error names the event and eventTimeoutMs. */
+  countDlqTimedOut: number
+  /** Counts in the table of users whose hits must never be counted (table-poison, hung). */
+  markerCounted: number
 }
 
 /** Reads the table (its changelog), count_topic and the DLQ, and compares them with the input. */
@@ -282,6 +315,7 @@ export async function outcome(t: KafkaTransport, n: Names): Promise<Outcome> {
     else dlqUnexpected++
   }
   let countDlqEncodeNamed = 0
+  let countDlqTimedOut = 0
   for (const r of countDead) {
     let hit: Partial<Hit> = {}
     try {
@@ -299,7 +333,16 @@ export async function outcome(t: KafkaTransport, n: Names): Promise<Outcome> {
       error.includes(JSON.stringify(hit.userId ?? null))
     )
       countDlqEncodeNamed++
+    const event = `${n.count}[${header(r, HEADERS.sourcePartition)}]@${header(r, HEADERS.sourceOffset)}`
+    if (
+      header(r, HEADERS.errorCode) === 'EVENT_TIMEOUT' &&
+      error.includes(`${event} was still in progress`) &&
+      error.includes('eventTimeoutMs')
+    )
+      countDlqTimedOut++
   }
+  let markerCounted = 0
+  for (const [user, count] of table) if (isMarkerUser(user)) markerCounted += count
   return {
     events: exp.events,
     poison: exp.poison,
@@ -316,6 +359,8 @@ export async function outcome(t: KafkaTransport, n: Names): Promise<Outcome> {
     dlqUnexpected,
     countDlq: countDead.length,
     countDlqEncodeNamed,
+    countDlqTimedOut,
+    markerCounted,
   }
 }
 
