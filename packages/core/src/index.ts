@@ -58,6 +58,7 @@ export type { PageHandler, WebOptions, WebRequest, WebResponse, WebRoutes } from
 export type { Sensor, StreamEventInfo } from './sensors/sensor.js'
 export type { SensorSetOptions } from './sensors/sensorSet.js'
 export { SensorSet } from './sensors/sensorSet.js'
+export type { MemoryStoreOptions } from './stores/memoryStore.js'
 export { memoryStore } from './stores/memoryStore.js'
 export type { Store, StoreWrite, TableStore, TableStoreSpec } from './stores/store.js'
 export type { TransportOptions } from './transport/createTransport.js'
