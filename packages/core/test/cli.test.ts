@@ -487,6 +487,25 @@ describe('mephisto worker', () => {
     }
   })
 
+  it('a signal while the worker is still starting is bounded by --stop-timeout too', async () => {
+    // Nothing listens on port 1: kafkajs retries the connection for about 10 s before start fails.
+    const w = start(cliMain, ['-A', app, 'worker', '--without-web', '--stop-timeout', '2'], {
+      env: { CLI_FIXTURE_BROKER: 'kafka://127.0.0.1:1' },
+    })
+    try {
+      await w.waitFor(/mephisto v/)
+      await new Promise((r) => setTimeout(r, 300))
+      const begun = Date.now()
+      w.child.kill('SIGTERM')
+      const done = await w.exited
+      expect(done.code).toBe(1)
+      expect(Date.now() - begun).toBeLessThan(6_000)
+      expect(done.stderr).toContain('the stop did not finish within --stop-timeout 2 s (still starting)')
+    } finally {
+      w.child.kill('SIGKILL')
+    }
+  })
+
   it('--stop-timeout must be a whole number of seconds', async () => {
     const r = await mephisto(['-A', app, 'worker', '--stop-timeout', 'soon'])
     expect(r.code).toBe(2)

@@ -68,16 +68,17 @@ export async function workerCommand(ctx: CommandContext): Promise<number> {
   const done = new Promise<number>((resolve) => (finish = resolve))
   let starting = true
 
-  const stop = (signal: string): void => {
-    logger.info(`${signal}: stopping (stop fetching, drain, flush, commit); send it again to exit at once`)
+  // A stop is bounded from the first signal on, also one that arrives while the worker is still
+  // starting (a broker that went away mid-start): it logs what it waits for every 10 s (the worker
+  // names its stop phase) and gives up at --stop-timeout. What was not committed is processed
+  // again by the next worker, as after a second signal.
+  const bound = (): void => {
     const began = Date.now()
-    const phase = (): string => app.worker?.stopPhase ?? 'stopping'
-    // A stop is bounded: one that hangs (a broker that stopped answering, an agent stuck on an
-    // external call) says what it waits for, and gives up at --stop-timeout. What was not
-    // committed is processed again by the next worker, as after a second signal.
+    const phase = (): string => (starting ? 'starting' : (app.worker?.stopPhase ?? 'stopping'))
     const progress = setInterval(() => {
       logger.warn(`still stopping after ${Math.round((Date.now() - began) / 1000)} s: ${phase()}`)
     }, 10_000)
+    progress.unref?.()
     const deadline =
       stopTimeoutS > 0
         ? setTimeout(() => {
@@ -88,24 +89,25 @@ export async function workerCommand(ctx: CommandContext): Promise<number> {
             finish(EXIT.failure)
           }, stopTimeoutS * 1000)
         : undefined
-    app
-      .stop()
-      .then(
-        () => {
-          output.out(`stopped: ${app.id} (${signal})`)
-          finish(EXIT.ok)
-        },
-        (err: unknown) => {
-          logger.error('stop failed: offsets after the last successful commit will be processed again', {
-            err,
-          })
-          finish(EXIT.failure)
-        },
-      )
-      .finally(() => {
-        clearInterval(progress)
-        clearTimeout(deadline)
-      })
+    void done.finally(() => {
+      clearInterval(progress)
+      clearTimeout(deadline)
+    })
+  }
+  const stop = (signal: string): void => {
+    logger.info(`${signal}: stopping (stop fetching, drain, flush, commit); send it again to exit at once`)
+    app.stop().then(
+      () => {
+        output.out(`stopped: ${app.id} (${signal})`)
+        finish(EXIT.ok)
+      },
+      (err: unknown) => {
+        logger.error('stop failed: offsets after the last successful commit will be processed again', {
+          err,
+        })
+        finish(EXIT.failure)
+      },
+    )
   }
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopRequested !== undefined) {
@@ -115,6 +117,7 @@ export async function workerCommand(ctx: CommandContext): Promise<number> {
       process.exit(128 + (SIGNAL_NUMBERS[signal] ?? 1))
     }
     stopRequested = signal
+    bound()
     // A signal during start-up is honoured once start() settles: stopping a half-started
     // worker from here would race its start.
     if (!starting) stop(signal)
@@ -123,11 +126,18 @@ export async function workerCommand(ctx: CommandContext): Promise<number> {
   process.on('SIGTERM', onSignal)
   process.on('SIGINT', onSignal)
 
-  try {
-    await app.start()
-  } catch (err) {
+  const started$ = app.start().then(
+    () => true,
+    (err: unknown) => {
+      logger.error(`worker failed to start: ${(err as Error)?.message ?? err}`, { err })
+      return false
+    },
+  )
+  // The stop deadline may end the command while start() is still under way.
+  const ok = await Promise.race([started$, done.then(() => undefined)])
+  if (ok === undefined) return done
+  if (!ok) {
     starting = false
-    logger.error(`worker failed to start: ${(err as Error)?.message ?? err}`, { err })
     return EXIT.failure
   }
   starting = false
