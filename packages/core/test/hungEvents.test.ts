@@ -140,4 +140,53 @@ describe('an event that never finishes, under exactly-once', () => {
         .sort(),
     ).toEqual(['b', 'c', 'hang'])
   }, 20_000)
+
+  it('bounds the outputs buffered for the stuck transaction: its partition stops fetching, the others go on', async () => {
+    const commitEvery = 50
+    const app = new App({
+      id: 'hung-eos-bound',
+      logger: 'silent',
+      processingGuarantee: 'exactly_once',
+      commitEvery,
+      maxBufferedEvents: 20,
+    })
+    const input = app.topic<string, string>('input', { partitions: 2 })
+    const output = app.topic<string, string>('output', { partitions: 2 })
+    let release!: () => void
+    const hung = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const done = [0, 0]
+    app.agent(
+      input,
+      async (stream) => {
+        for await (const event of stream.events()) {
+          await output.send({ key: event.key as string, value: event.value, partition: event.partition })
+          if (event.value === 'hang') await hung
+          done[event.partition]!++
+        }
+      },
+      { concurrency: 2 },
+    )
+    const t = await TestApp.start(app)
+    running.push(t)
+    await t.send(input, { key: 'k0', value: 'hang', partition: 0 })
+    const n = 2_000
+    for (let i = 0; i < n; i++) {
+      await t.send(input, { key: 'k0', value: `a${i}`, partition: 0 })
+      await t.send(input, { key: 'k1', value: `b${i}`, partition: 1 })
+    }
+    await until('partition 1 to be done', () => done[1] === n, 20_000)
+    await t.commit()
+    expect(t.committed(input).get(1)).toBe(n)
+    // Partition 0 paused at twice commitEvery buffered outputs; what was already fetched and
+    // queued finishes (a memory batch, the agent's queue), nothing past that.
+    expect(done[0]).toBeGreaterThanOrEqual(2 * commitEvery - 1)
+    expect(done[0]).toBeLessThan(600)
+    release()
+    await until('partition 0 to be done', () => done[0] === n + 1, 20_000)
+    await t.commit()
+    expect(t.committed(input).get(0)).toBe(n + 1)
+    expect(t.sent(output)).toHaveLength(2 * n + 1)
+  }, 40_000)
 })

@@ -11,6 +11,8 @@ export class StreamEvent<V = unknown, K = unknown> {
   /** @internal */ acked = false
   /** @internal Exactly-once: handed to an actor and not yet acked (the commit waits for these). */
   handedOut = false
+  /** @internal Exactly-once: the commit generation it was handed out in (see Transactions). */
+  handedOutIn = 0
   /** @internal The event as delivered (before any `map`): what retries and dead letters use. */
   root: StreamEvent<any, any> = this
   /** @internal The queue it was delivered to, so a retry goes back there. */

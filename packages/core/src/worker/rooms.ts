@@ -77,6 +77,8 @@ export function buildRooms(ctx: RoomsContext): Rooms {
           flushPlain: (records) => rooms.outbox.flush(records),
           pendingPlain: () => rooms.outbox.pending(),
           requestCommit: () => rooms.committer.request(),
+          pause: (tps) => consumer()?.pause(tps),
+          resume: (tps) => consumer()?.resume(tps),
           restart,
         })
       : undefined

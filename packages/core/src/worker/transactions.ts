@@ -48,6 +48,9 @@ export interface TransactionsDeps {
   pendingPlain(): number
   /** Asks for a commit soon (the buffer is full). */
   requestCommit(): void
+  /** Stops fetching these partitions (back-pressure: their transaction's buffer is full). */
+  pause(tps: TopicPartition[]): void
+  resume(tps: TopicPartition[]): void
   /** A transaction failed: roll the worker back to its last commit (the app replaces it). */
   restart(err: unknown): Promise<void>
 }
@@ -74,7 +77,20 @@ export class Transactions {
   private readonly inHand = new Map<number, number>()
   /** Closed while a commit waits for the actors to finish their events. */
   private gate: Promise<void> | undefined
+  /**
+   * Partition numbers whose fetching is paused: their transaction holds twice `commitEvery` outputs
+   * and has not committed (an event of theirs is still in progress). Resumed by the commit that
+   * takes their outputs. Bounds the buffer of a stuck transaction without stopping the others.
+   */
+  private readonly held = new Map<number, TopicPartition[]>()
   private quiesced: (() => void) | undefined
+  /**
+   * Events still in progress at the end of the last commit's wait, counted by partition number
+   * (handed out before `generation`). Later commits do not wait for them again, only for events
+   * handed out since, so a stuck event costs the other partitions one wait, not one per commit.
+   */
+  private stuck = new Map<number, number>()
+  private generation = 0
   private lastQuiesceWarning = 0
 
   constructor(private readonly deps: TransactionsDeps) {}
@@ -103,6 +119,9 @@ export class Transactions {
     const producer = this.producers.get(p)
     this.producers.delete(p)
     this.outputs.delete(p)
+    // A pause outlives the assignment in some clients: the partition's next owner must fetch.
+    const held = this.held.get(p)
+    if (held && this.held.delete(p)) this.deps.resume(held)
     await producer?.close()
   }
 
@@ -132,10 +151,33 @@ export class Transactions {
     let list = this.outputs.get(p)
     if (!list) this.outputs.set(p, (list = []))
     list.push(record)
-    if (++this.buffered >= this.deps.settings.commitEvery) {
+    const limit = this.deps.settings.commitEvery
+    if (++this.buffered >= limit) {
       this.buffered = 0
       this.deps.requestCommit()
     }
+    // A commit is due at `limit`; twice that in one transaction means it could not take them.
+    if (list.length >= 2 * limit && !this.held.has(p)) this.hold(p, list.length)
+  }
+
+  /** Back-pressure on one transaction: no new records of partition number `p` until it commits. */
+  private hold(p: number, buffered: number): void {
+    const tps = this.topicPartitionsOf(p)
+    this.held.set(p, tps)
+    this.deps.logger.warn(
+      `exactly-once: the transaction of partition ${p} holds ${buffered} outputs and has not committed ` +
+        '(an event of it is still in progress); fetching of partition ' +
+        `${p} is paused until it commits, the other partitions go on`,
+    )
+    this.deps.pause(tps)
+  }
+
+  /** The assigned topic-partitions of transaction `p`. */
+  private topicPartitionsOf(p: number): TopicPartition[] {
+    const tps: TopicPartition[] = []
+    for (const t of this.deps.partitions.values())
+      if (t.tp.partition === p && t.tp.topic !== this.deps.leaderTopic && !t.revoked) tps.push(t.tp)
+    return tps
   }
 
   /** The pull of an actor from `queue`: counts the events handed out, holds new ones back while a commit waits. */
@@ -148,6 +190,7 @@ export class Transactions {
       const k = e.delivery === undefined ? -1 : e.partition
       this.inHand.set(k, (this.inHand.get(k) ?? 0) + 1)
       e.handedOut = true
+      e.handedOutIn = this.generation
       return e
     }
     return () => {
@@ -164,7 +207,20 @@ export class Transactions {
     const n = (this.inHand.get(k) ?? 1) - 1
     if (n === 0) this.inHand.delete(k)
     else this.inHand.set(k, n)
-    if (--this.handedOut === 0) this.quiesced?.()
+    if (e.handedOutIn < this.generation) {
+      const old = (this.stuck.get(k) ?? 1) - 1
+      if (old <= 0) this.stuck.delete(k)
+      else this.stuck.set(k, old)
+    }
+    --this.handedOut
+    if (this.quiesced !== undefined && this.onlyStuckInHand()) this.quiesced()
+  }
+
+  /** True when every event in an actor's hands was already in progress at the last commit's wait. */
+  private onlyStuckInHand(): boolean {
+    if (this.handedOut === 0) return true
+    for (const [k, n] of this.inHand) if (n > (this.stuck.get(k) ?? 0)) return false
+    return true
   }
 
   /**
@@ -183,7 +239,7 @@ export class Transactions {
     })
     let snapshot: ReturnType<Transactions['snapshot']>
     try {
-      if (this.handedOut > 0) {
+      if (!this.onlyStuckInHand()) {
         deps.flushBatches()
         const limit = Math.max(1000, deps.settings.commitIntervalMs)
         await new Promise<void>((resolve) => {
@@ -198,6 +254,8 @@ export class Transactions {
       }
       if (deps.status.dead) return
       const busy = new Set(this.inHand.keys())
+      this.stuck = new Map(this.inHand)
+      this.generation++
       if (busy.size > 0) {
         const now = Date.now()
         const warn = now - this.lastQuiesceWarning > 60_000
@@ -282,6 +340,12 @@ export class Transactions {
       }
       const list = batch(p).records
       for (const r of records) list.push(r)
+    }
+    // Their outputs are in this commit: fetch again.
+    for (const [p, tps] of this.held) {
+      if (busy.has(p)) continue
+      this.held.delete(p)
+      this.deps.resume(tps)
     }
     const plain: OutgoingRecord[] = []
     for (const ts of this.deps.tables.values()) {
