@@ -193,6 +193,7 @@ export const NO_OUTCOME: Outcome = {
   dlqWithReason: 0,
   dlqMissing: 0,
   dlqUnexpected: 0,
+  dlqTwice: [],
   countDlq: 0,
   countDlqEncodeNamed: 0,
   countDlqTimedOut: 0,
@@ -213,6 +214,9 @@ function exactness(r: Result, exact: boolean): string[] {
   if (r.dlqUnexpected > 0) f.push(`${r.dlqUnexpected} dead letter(s) of records that are not poison`)
   if (exact && r.dlq !== r.poison) f.push(`${r.dlq} dead letter(s) for ${r.poison} poison pill(s)`)
   if (!exact && r.dlq > r.poison) r.notes.push(`${r.dlq - r.poison} dead letter(s) written twice`)
+  // Where the copies sit (dead-letter partition@offset) and when each was made: the clue to why.
+  if (r.dlqTwice.length > 0)
+    process.stderr.write(`chaos: dead letters written twice:\n  ${r.dlqTwice.join('\n  ')}\n`)
   return f
 }
 

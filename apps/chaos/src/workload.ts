@@ -260,6 +260,8 @@ export interface Outcome {
   dlqMissing: number
   /** Dead letters of records that are not poison. */
   dlqUnexpected: number
+  /** Each poison pill dead-lettered more than once, with where its copies sit and when each failed. */
+  dlqTwice: string[]
   /** Dead letters from count_topic: table-poison and hung hits. */
   countDlq: number
   /** Of those, the ones with code ENCODE whose error names the table and the key. */
@@ -308,9 +310,15 @@ export async function outcome(t: KafkaTransport, n: Names): Promise<Outcome> {
   const dlqWithReason = dead.filter((r) => r.headers[HEADERS.error] && r.headers[HEADERS.errorCode]).length
   const header = (r: RawRecord, name: string): string => r.headers[name]?.toString() ?? ''
   const deadIds = new Set<string>()
+  const copies = new Map<string, string[]>()
+  const copy = (id: string, r: RawRecord): void => {
+    const where = `${r.partition}@${r.offset} failed at ${header(r, HEADERS.failedAt)}`
+    copies.set(id, [...(copies.get(id) ?? []), where])
+  }
   let dlqUnexpected = 0
   for (const r of inputDead) {
     const id = `hits ${header(r, HEADERS.sourcePartition)}@${header(r, HEADERS.sourceOffset)}`
+    copy(id, r)
     if (exp.deadLetters.has(id)) deadIds.add(id)
     else dlqUnexpected++
   }
@@ -324,6 +332,7 @@ export async function outcome(t: KafkaTransport, n: Names): Promise<Outcome> {
       // Not a hit: counted as unexpected below.
     }
     const id = `seq ${hit.seq}`
+    copy(id, r)
     if (exp.deadLetters.has(id)) deadIds.add(id)
     else dlqUnexpected++
     const error = header(r, HEADERS.error)
@@ -357,6 +366,7 @@ export async function outcome(t: KafkaTransport, n: Names): Promise<Outcome> {
     dlqWithReason,
     dlqMissing: exp.deadLetters.size - deadIds.size,
     dlqUnexpected,
+    dlqTwice: [...copies].filter(([, at]) => at.length > 1).map(([id, at]) => `${id} at ${at.join(', ')}`),
     countDlq: countDead.length,
     countDlqEncodeNamed,
     countDlqTimedOut,

@@ -1,6 +1,6 @@
 import { TestApp } from '@mephisto/testkit'
 import { describe, expect, it } from 'vitest'
-import { MemoryTransport } from '../src/index.js'
+import { App, MemoryTransport } from '../src/index.js'
 import type { Hit } from './helpers.js'
 import { hitCounter, seededRandom } from './helpers.js'
 
@@ -141,3 +141,56 @@ describe('exactly_once', () => {
     expect(h.app.experimental_testing.state).toBe('crashed')
   })
 })
+
+describe('exactly_once, outputs of events acked out of order', () => {
+  it('commits a dead letter with the offset that covers it: a record dead-lettered at decode while an earlier one waits in the queue is written once across a crash', async () => {
+    const app = new App({
+      id: 'eos-dlq-order',
+      logger: 'silent',
+      processingGuarantee: 'exactly_once',
+      commitIntervalMs: 60_000,
+    })
+    const input = app.topic<string, { n: number }>('input', { partitions: 1 })
+    let unblock!: () => void
+    const blocked = new Promise<void>((resolve) => {
+      unblock = resolve
+    })
+    const seen: number[] = []
+    const agent = app.agent(input, async (stream) => {
+      for await (const v of stream) {
+        seen.push(v.n)
+        if (v.n === 0 && seen.length === 1) await blocked
+      }
+    })
+    let dlqs = 0
+    app.sensors.add({ onDlq: () => void dlqs++ })
+    const t = await TestApp.start(app)
+    await t.send(input, { key: 'k', value: { n: 0 } })
+    await until(() => seen.length === 1)
+    // Offset 1 waits in the agent's queue behind offset 0; offset 2 cannot be decoded and is
+    // dead-lettered (and acked) at once, ahead of offset 1.
+    await t.send(input, { key: 'k', value: { n: 1 } })
+    await t.sendRaw('input', { key: 'k', value: '{not json' })
+    await until(() => dlqs === 1)
+    // The commit waits for offset 0, then holds offset 1 back: it commits offset 0 only.
+    const committing = t.commit()
+    unblock()
+    await committing
+    expect(t.committed(input).get(0)).toBe(1)
+    await t.crash()
+    await t.restart()
+    await t.settle()
+    await t.commit()
+    expect(t.committed(input).get(0)).toBe(3)
+    expect(t.deadLetters(agent).map((d) => d.sourceOffset)).toEqual([2])
+    await t.stop()
+  })
+})
+
+async function until(check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}

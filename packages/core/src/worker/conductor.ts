@@ -111,7 +111,7 @@ export class Conductor {
         const dlqs = new Set(subs.map((s) => s.agent))
         for (const agent of dlqs) {
           // Under exactly-once this buffers synchronously, so no commit falls between it and the ack.
-          const sent = deadLetters.deadLetterRaw(r, err, agent)
+          const sent = deadLetters.deadLetterRaw(r, err, agent, d)
           if (!sent) continue
           try {
             await sent

@@ -15,6 +15,7 @@ import { HEADERS } from '../base/headers.js'
 import type { Logger } from '../base/logger.js'
 import type { SensorSet } from '../sensors/sensorSet.js'
 import type { StreamEvent } from '../streams/event.js'
+import type { Delivery } from '../streams/offsetTracker.js'
 import { json } from '../topics/codec.js'
 import type { OutgoingRecord, RawRecord } from '../transport/transport.js'
 import type { Outbox } from './outbox.js'
@@ -39,14 +40,25 @@ export class DeadLetters {
    * rendering with the encode error in its headers.
    */
   async deadLetter(event: StreamEvent<any, any>, err: unknown, agent: Agent<any, any, any>): Promise<void> {
-    await this.deadLetterRaw(event.raw ?? channelRecord(event), err, agent)
+    await this.deadLetterRaw(
+      event.raw ?? channelRecord(event),
+      err,
+      agent,
+      event.root.delivery as Delivery | undefined,
+    )
   }
 
   /**
    * Sends a record as it came from the broker. Under exactly-once this buffers synchronously and
-   * returns undefined, so no commit falls between it and the ack that follows.
+   * returns undefined, so no commit falls between it and the ack that follows; the dead letter is
+   * committed with the offset that covers `source`, the record's delivery.
    */
-  deadLetterRaw(r: RawRecord, err: unknown, agent: Agent<any, any, any>): Promise<void> | undefined {
+  deadLetterRaw(
+    r: RawRecord,
+    err: unknown,
+    agent: Agent<any, any, any>,
+    source: Delivery | undefined,
+  ): Promise<void> | undefined {
     const message = (err as Error)?.message ?? String(err)
     const code = err instanceof MephistoError ? err.code : 'AGENT_FAILED'
     const headers = {
@@ -65,7 +77,7 @@ export class DeadLetters {
     const record = { topic: dlq, key: r.key, value: r.value, headers, timestamp: r.timestamp }
     const p = this.transactions?.transactionOfRecord(r.topic, r.partition)
     if (p !== undefined) {
-      this.transactions!.buffer(p, record)
+      this.transactions!.buffer(p, record, source)
       this.sent(r, dlq, message, code)
       return undefined
     }

@@ -14,6 +14,7 @@ import type { SensorSet } from '../sensors/sensorSet.js'
 import type { ActorContext } from '../streams/context.js'
 import { actorContext, refuseIfAbandoned } from '../streams/context.js'
 import type { StreamEvent } from '../streams/event.js'
+import type { Delivery } from '../streams/offsetTracker.js'
 import type { Table } from '../tables/table.js'
 import type { TableState } from '../tables/tableState.js'
 import type { Channel, Message } from '../topics/topic.js'
@@ -103,7 +104,8 @@ export class Outbox {
     const state = sensors.onSendInitiated(target.name, value?.length ?? 0)
     const tx = this.deps.transactions
     if (tx) {
-      const p = tx.transactionOf(actorContext.getStore()?.event)
+      const event = actorContext.getStore()?.event
+      const p = tx.transactionOf(event)
       if (p !== undefined) {
         if (wait) {
           const err = new ConfigurationError(
@@ -113,7 +115,7 @@ export class Outbox {
           sensors.onSendError(state, target.name, err)
           throw err
         }
-        tx.buffer(p, record)
+        tx.buffer(p, record, event!.root.delivery as Delivery | undefined)
         sensors.onSendCompleted(state, target.name)
         return undefined
       }

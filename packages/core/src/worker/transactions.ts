@@ -10,6 +10,7 @@ import type { TopicPartition } from '../base/topicPartition.js'
 import type { SensorSet } from '../sensors/sensorSet.js'
 import type { StreamEvent } from '../streams/event.js'
 import type { EventQueue } from '../streams/eventQueue.js'
+import type { Delivery } from '../streams/offsetTracker.js'
 import type { Pull } from '../streams/stream.js'
 import type { Table } from '../tables/table.js'
 import type { TableState } from '../tables/tableState.js'
@@ -23,6 +24,17 @@ import type {
 import type { WorkerSettings } from './host.js'
 import type { AssignedPartitions } from './partitions.js'
 import type { WorkerStatus } from './state.js'
+
+/**
+ * An output waiting for its transaction, with the delivery of the event that made it: it goes
+ * with the commit that takes that event's offset, not before (an event acked ahead of an earlier
+ * one still queued, such as a record dead-lettered at decode, must not have its output committed
+ * while its offset is not, or a restart would write it again).
+ */
+interface Buffered {
+  record: OutgoingRecord
+  source: Delivery | undefined
+}
 
 /** What one transaction commits. */
 interface TransactionBatch {
@@ -69,7 +81,7 @@ export class Transactions {
    */
   private readonly producers = new Map<number, TransactionalProducer>()
   /** Outputs of events, by partition number, waiting for the next transaction. */
-  private outputs = new Map<number, OutgoingRecord[]>()
+  private outputs = new Map<number, Buffered[]>()
   private buffered = 0
   /** Events handed to actors and not yet acked; a commit snapshots at zero. */
   private handedOut = 0
@@ -146,11 +158,14 @@ export class Transactions {
     return this.deps.partitions.has(topic, partition) && this.producers.has(partition) ? partition : undefined
   }
 
-  /** Buffers an output of an event for the transaction of partition number `p`. */
-  buffer(p: number, record: OutgoingRecord): void {
+  /**
+   * Buffers an output of an event for the transaction of partition number `p`; `source` is the
+   * event's delivery, and the output is committed with the offset that covers it.
+   */
+  buffer(p: number, record: OutgoingRecord, source: Delivery | undefined): void {
     let list = this.outputs.get(p)
     if (!list) this.outputs.set(p, (list = []))
-    list.push(record)
+    list.push({ record, source })
     const limit = this.deps.settings.commitEvery
     if (++this.buffered >= limit) {
       this.buffered = 0
@@ -332,14 +347,24 @@ export class Transactions {
     this.outputs = new Map()
     this.buffered = 0
     // A loop, not push(...records): spreading a large array overflows the call stack.
-    for (const [p, records] of outputs) {
+    for (const [p, buffered] of outputs) {
       if (busy.has(p)) {
-        this.outputs.set(p, records)
-        this.buffered += records.length
+        this.outputs.set(p, buffered)
+        this.buffered += buffered.length
         continue
       }
       const list = batch(p).records
-      for (const r of records) list.push(r)
+      let later: Buffered[] | undefined
+      for (const b of buffered) {
+        const s = b.source
+        // Committed here only if this commit's offsets cover its event (see Buffered).
+        if (s === undefined || s.offset < s.tracker.committable) list.push(b.record)
+        else (later ??= []).push(b)
+      }
+      if (later !== undefined) {
+        this.outputs.set(p, later)
+        this.buffered += later.length
+      }
     }
     // Their outputs are in this commit: fetch again.
     for (const [p, tps] of this.held) {
