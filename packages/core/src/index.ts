@@ -36,7 +36,12 @@ export { consoleLogger } from './base/logger.js'
 export type { CrontabOptions, TimerOptions } from './base/schedule.js'
 export type { MonitorOptions } from './sensors/monitor.js'
 export { Monitor } from './sensors/monitor.js'
-export type { LatencyStats, MonitorSnapshot, PartitionSnapshot } from './sensors/monitorSnapshot.js'
+export type {
+  AgentSnapshot,
+  LatencyStats,
+  MonitorSnapshot,
+  PartitionSnapshot,
+} from './sensors/monitorSnapshot.js'
 export { currentEvent } from './streams/context.js'
 export { StreamEvent } from './streams/event.js'
 export type { GroupByOptions } from './streams/stream.js'
@@ -55,7 +60,7 @@ export type { PageHandler, WebOptions, WebRequest, WebResponse, WebRoutes } from
 // Writing plug-ins: stores, sensors and monitors, transports (the contracts, and the two built-in
 // transports to wrap or compare against).
 // ---------------------------------------------------------------------------------------------
-export type { Sensor, StreamEventInfo } from './sensors/sensor.js'
+export type { AgentProgress, Sensor, StreamEventInfo, WorkerProbe } from './sensors/sensor.js'
 export type { SensorSetOptions } from './sensors/sensorSet.js'
 export { SensorSet } from './sensors/sensorSet.js'
 export type { MemoryStoreOptions } from './stores/memoryStore.js'

@@ -53,7 +53,7 @@ function tag(name: string, value: string | number): string {
  * are read from the monitor's own counters every `flushIntervalMs` and sent as deltas and current
  * values, so the hot path costs what the core monitor costs whatever the event rate; latencies are
  * sent as timings when they complete, so the agent computes percentiles. Metrics are tagged with
- * `topic`, `partition`, `stream` and `table` where they apply.
+ * `topic`, `partition`, `stream`, `table` and `agent` where they apply.
  *
  * @example
  * const datadog = new DatadogMonitor({ host: 'localhost', port: 8125, tags: { env: 'prod' } })
@@ -182,6 +182,11 @@ export class DatadogMonitor extends Monitor {
       }
     }
     gauge('table_recovering', this.recovering ? 1 : 0)
+    // Read from the running worker's probe, not counted; in milliseconds, as the timings are.
+    for (const { agent, oldestEventAgeMs, queued } of this.agentProgress()) {
+      gauge('agent_oldest_event_age', oldestEventAgeMs, [tag('agent', agent)])
+      gauge('agent_events_queued', queued, [tag('agent', agent)])
+    }
   }
 
   /**

@@ -161,6 +161,57 @@ describe('DatadogMonitor', () => {
     expect(client.lines.length).toBe(after)
   })
 
+  it("sends each agent's oldest event in progress and queued events, read from the running worker at each flush", async () => {
+    const app = new App({ id: 'dd-hung', logger: 'warn' })
+    const input = app.topic<string, string>('input', { partitions: 1 })
+    let release!: () => void
+    const hung = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    cleanups.push(async () => release())
+    app.agent(
+      input,
+      async (stream) => {
+        for await (const v of stream) if (v === 'hang') await hung
+      },
+      { name: 'hanger' },
+    )
+    const client = capturingClient()
+    const datadog = new DatadogMonitor({ client, tags: { env: 'test' }, flushIntervalMs: 0 })
+    app.sensors.add(datadog)
+    const t = await TestApp.start(app)
+    cleanups.push(() => t.stop())
+    const flushed = (name: string): StatsdLine | undefined => {
+      client.lines.length = 0
+      datadog.flush()
+      return client.lines.find((l) => l.name === name && l.tags.agent === 'hanger')
+    }
+    expect(flushed('mephisto.agent_oldest_event_age')).toMatchObject({ value: 0, type: 'g' })
+
+    await t.send(input, { key: 'k', value: 'hang' })
+    await t.send(input, { key: 'k', value: 'next' })
+    // The watchdog ages an event from the tick that first saw it in an actor's hands (about 1 s).
+    const deadline = Date.now() + 5000
+    while (flushed('mephisto.agent_oldest_event_age')!.value === 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20))
+    const first = flushed('mephisto.agent_oldest_event_age')!.value
+    expect(first).toBeGreaterThan(0)
+    await new Promise((r) => setTimeout(r, 200))
+    const age = flushed('mephisto.agent_oldest_event_age')!
+    expect(age.value).toBeGreaterThan(first + 150)
+    expect(age.tags).toEqual({ agent: 'hanger', env: 'test' })
+    expect(client.lines.find((l) => l.name === 'mephisto.agent_events_queued')).toMatchObject({
+      value: 1,
+      type: 'g',
+      tags: { agent: 'hanger', env: 'test' },
+    })
+
+    release()
+    while (flushed('mephisto.agent_oldest_event_age')!.value > 0 && Date.now() < deadline + 5000)
+      await new Promise((r) => setTimeout(r, 20))
+    expect(flushed('mephisto.agent_events_queued')?.value).toBe(0)
+  })
+
   it('samples event runtimes when asked', () => {
     const client = capturingClient()
     const monitor = new DatadogMonitor({ client, eventSampleRate: 0.25, flushIntervalMs: 0 })

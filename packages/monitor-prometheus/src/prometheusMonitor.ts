@@ -213,6 +213,19 @@ export class PrometheusMonitor extends Monitor implements WebRoutes {
     this.gauge('table_recovering', '1 while any table partition is replaying its changelog', [], (set) =>
       set({}, this.recovering ? 1 : 0),
     )
+    // Read from the running worker's probe, not counted: nothing per event.
+    this.gauge(
+      'agent_oldest_event_age_seconds',
+      "How long the oldest event in progress has been in an agent's hands (0: none)",
+      ['agent'],
+      (set) => {
+        for (const { agent, oldestEventAgeMs } of this.agentProgress())
+          set({ agent }, oldestEventAgeMs / 1000)
+      },
+    )
+    this.gauge('agent_events_queued', "Events waiting in an agent's queues", ['agent'], (set) => {
+      for (const { agent, queued } of this.agentProgress()) set({ agent }, queued)
+    })
 
     // Histograms: observed as each measurement completes.
     this.eventRuntimeHistogram = this.histogram(

@@ -83,4 +83,5 @@ export function exerciseEveryHook(sensor: Required<Sensor>): void {
   sensor.onRecoveryProgress('totals', 0, 5, 10)
   sensor.onOffsets(tp, { read: 0, committed: 1, end: 3 })
   sensor.onWorkerRestart(new Error('broker out of reach'))
+  sensor.onWorkerStarted({ agents: () => [{ agent: 'process', oldestEventAgeMs: 1500, queued: 2 }] })
 }

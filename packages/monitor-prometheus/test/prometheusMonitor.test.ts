@@ -132,6 +132,50 @@ describe('PrometheusMonitor', () => {
     expect(value(samples, 'mephisto_rebalance_in_progress')).toBe(0)
   })
 
+  it("reads each agent's oldest event in progress and queued events from the running worker at each scrape", async () => {
+    const app = new App({ id: 'prom-hung', logger: 'warn', web: { port: 0 } })
+    const input = app.topic<string, string>('input', { partitions: 1 })
+    let release!: () => void
+    const hung = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    cleanups.push(async () => release())
+    app.agent(
+      input,
+      async (stream) => {
+        for await (const v of stream) if (v === 'hang') await hung
+      },
+      { name: 'hanger' },
+    )
+    app.sensors.add(new PrometheusMonitor())
+    const t = await TestApp.start(app)
+    cleanups.push(() => t.stop())
+    const url = app.webUrl!
+    const age = async (): Promise<number | undefined> =>
+      value((await scrape(url)).samples, 'mephisto_agent_oldest_event_age_seconds', { agent: 'hanger' })
+    expect(await age()).toBe(0)
+
+    await t.send(input, { key: 'k', value: 'hang' })
+    await t.send(input, { key: 'k', value: 'next' })
+    // The watchdog ages an event from the tick that first saw it in an actor's hands (about 1 s).
+    const deadline = Date.now() + 5000
+    while ((await age())! === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    const first = (await age())!
+    expect(first).toBeGreaterThan(0)
+    await new Promise((r) => setTimeout(r, 200))
+    const { samples, types } = await scrape(url)
+    expect(value(samples, 'mephisto_agent_oldest_event_age_seconds', { agent: 'hanger' })).toBeGreaterThan(
+      first + 0.15,
+    )
+    expect(value(samples, 'mephisto_agent_events_queued', { agent: 'hanger' })).toBe(1)
+    expect(types.get('mephisto_agent_oldest_event_age_seconds')).toBe('gauge')
+
+    release()
+    while ((await age())! > 0 && Date.now() < deadline + 5000) await new Promise((r) => setTimeout(r, 20))
+    expect(await age()).toBe(0)
+    expect(value((await scrape(url)).samples, 'mephisto_agent_events_queued', { agent: 'hanger' })).toBe(0)
+  })
+
   it('mounts elsewhere with metricsHandler() and keeps its metrics to a registry of its own', async () => {
     const a = new PrometheusMonitor()
     const b = new PrometheusMonitor({ prefix: 'other_' })

@@ -3,7 +3,7 @@ import { LatencySeries } from './latencySeries.js'
 import { Monitor } from './monitor.js'
 import type { MonitorSnapshot } from './monitorSnapshot.js'
 import { RateCounter } from './rateCounter.js'
-import type { StreamEventInfo } from './sensor.js'
+import type { AgentProgress, StreamEventInfo } from './sensor.js'
 import { SensorSet } from './sensorSet.js'
 
 function clock(start = 0): { now: () => number; advance: (ms: number) => void; set: (ms: number) => void } {
@@ -30,6 +30,7 @@ describe('Monitor', () => {
     expect(s.events.runtime).toEqual({ count: 0, avg: 0, p50: 0, p99: 0, max: 0 })
     expect(s.partitions).toEqual([])
     expect(s.recovery).toEqual({ recovering: false, partitions: [] })
+    expect(s.agents).toEqual({})
     expect(s.rates).toEqual({
       windowMs: 10_000,
       eventsPerSec: 0,
@@ -473,6 +474,20 @@ describe('Monitor', () => {
       ['__proto__', 1],
       ['hits', 1],
     ])
+  })
+
+  it("reads agents from the latest worker's probe when the snapshot is taken, and keeps it across reset()", () => {
+    const m = new Monitor()
+    let first: AgentProgress[] = [{ agent: 'count', oldestEventAgeMs: 0, queued: 0 }]
+    new SensorSet({ sensors: [m] }).onWorkerStarted({ agents: () => first })
+    expect(m.snapshot().agents).toEqual({ count: { oldestEventAgeMs: 0, queued: 0 } })
+    first = [{ agent: 'count', oldestEventAgeMs: 1200, queued: 3 }]
+    expect(m.snapshot().agents).toEqual({ count: { oldestEventAgeMs: 1200, queued: 3 } })
+    m.reset()
+    expect(m.snapshot().agents).toEqual({ count: { oldestEventAgeMs: 1200, queued: 3 } })
+    // A restarted worker hands over a new probe: only it is read.
+    m.onWorkerStarted({ agents: () => [{ agent: '__proto__', oldestEventAgeMs: 5, queued: 1 }] })
+    expect(Object.entries(m.snapshot().agents)).toEqual([['__proto__', { oldestEventAgeMs: 5, queued: 1 }]])
   })
 
   it('works behind a SensorSet', () => {

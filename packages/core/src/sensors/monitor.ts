@@ -1,6 +1,7 @@
 // The core Monitor: a Sensor whose hooks count what the runtime does into a MonitorState, and
-// snapshot() to read it. The counters and their lookups are monitorState.ts's, which events get
-// timed eventTiming.ts's, the snapshot's shape and assembly monitorSnapshot.ts's and takeSnapshot.ts's.
+// snapshot() to read it, with what the running worker's probe reads at that moment. The counters
+// and their lookups are monitorState.ts's, which events get timed eventTiming.ts's, the snapshot's
+// shape and assembly monitorSnapshot.ts's and takeSnapshot.ts's.
 import type { TopicPartition } from '../transport/transport.js'
 import { MonitorCounters } from './monitorCounters.js'
 import type { MonitorSnapshot } from './monitorSnapshot.js'
@@ -11,7 +12,7 @@ import {
   type PartitionOffsets,
   type TopicStats,
 } from './monitorState.js'
-import type { Sensor, StreamEventInfo } from './sensor.js'
+import type { AgentProgress, Sensor, StreamEventInfo, WorkerProbe } from './sensor.js'
 import { takeSnapshot } from './takeSnapshot.js'
 
 export interface MonitorOptions {
@@ -48,7 +49,8 @@ function increment(map: Map<string, number>, key: string): void {
  * lookups); percentiles are computed in {@link snapshot}, never on the hot path.
  *
  * Partitions stay in the snapshot after they are revoked, with their last known offsets, until
- * {@link reset}.
+ * {@link reset}. What is not counted but read from the running worker (each agent's oldest event
+ * in progress and queued events) comes from the probe its `onWorkerStarted` hands over.
  */
 export class Monitor extends MonitorCounters implements Sensor {
   protected readonly now: () => number
@@ -58,6 +60,8 @@ export class Monitor extends MonitorCounters implements Sensor {
   /** Everything counted since construction or the last {@link reset}, which replaces it whole. */
   protected state: MonitorState
   private readonly settings: MonitorSettings
+  /** The running worker's probe; kept across {@link reset}, since it counts nothing. */
+  private probe: WorkerProbe | undefined
 
   constructor(options: MonitorOptions = {}) {
     super()
@@ -77,7 +81,7 @@ export class Monitor extends MonitorCounters implements Sensor {
     this.state = new MonitorState(this.settings)
   }
 
-  /** Forgets everything counted so far, as if just constructed. */
+  /** Forgets everything counted so far, as if just constructed. The worker's probe is kept. */
   reset(): void {
     this.state = new MonitorState(this.settings)
   }
@@ -274,6 +278,15 @@ export class Monitor extends MonitorCounters implements Sensor {
     this.state.lastRestartReason = reason instanceof Error ? reason.message : String(reason)
   }
 
+  onWorkerStarted(probe: WorkerProbe): void {
+    this.probe = probe
+  }
+
+  /** The running worker's agents, read now: `[]` before a worker started and once it stopped. */
+  protected agentProgress(): AgentProgress[] {
+    return this.probe?.agents() ?? []
+  }
+
   onRecoveryProgress(table: string, partition: number, done: number, total: number): void {
     let partitions = this.state.recovery.get(table)
     if (partitions === undefined) this.state.recovery.set(table, (partitions = new Map()))
@@ -312,6 +325,6 @@ export class Monitor extends MonitorCounters implements Sensor {
   snapshot(): MonitorSnapshot {
     const now = this.now()
     this.addUnrated(now)
-    return takeSnapshot(this.state, now, this.rateWindowMs)
+    return takeSnapshot(this.state, now, this.rateWindowMs, this.agentProgress())
   }
 }

@@ -73,6 +73,14 @@ export interface DlqMessagesSnapshot {
   total: number
 }
 
+/** One agent's work in progress in the running worker, read when the snapshot is taken. */
+export interface AgentSnapshot {
+  /** Milliseconds the oldest event in progress has been in an actor's hands (0: none), to a watchdog tick. */
+  oldestEventAgeMs: number
+  /** Events waiting in the agent's queues. */
+  queued: number
+}
+
 /** Everything a `Monitor` knows, as plain JSON-serialisable data (records keyed by name). */
 export interface MonitorSnapshot {
   messages: {
@@ -123,6 +131,12 @@ export interface MonitorSnapshot {
   /** In-process worker restarts after a failed transaction or flush, and the last reason. */
   restarts: { total: number; lastReason: string | null }
   recovery: { recovering: boolean; partitions: RecoverySnapshot[] }
+  /**
+   * Per agent of the running worker, read from it now rather than counted: how long its oldest
+   * event in progress has taken so far, and its queued events. `{}` before a worker has started
+   * and after it stopped. Not counters, so `reset()` leaves them.
+   */
+  agents: Record<string, AgentSnapshot>
   /** Sorted by topic, then partition. */
   partitions: PartitionSnapshot[]
   rates: {

@@ -9,6 +9,26 @@ export interface StreamEventInfo {
   offset: number
 }
 
+/** One agent's work in progress, as a {@link WorkerProbe} reads it. */
+export interface AgentProgress {
+  /** The agent name. */
+  agent: string
+  /** Milliseconds the oldest event in progress has been in an actor's hands (0: none), to a watchdog tick. */
+  oldestEventAgeMs: number
+  /** Events waiting in the agent's queues. */
+  queued: number
+}
+
+/**
+ * A running worker's figures that change too often to report as hooks (they would cost on every
+ * event) but are cheap to read: a sensor keeps the probe and reads it when it reports (a snapshot,
+ * a scrape, a flush).
+ */
+export interface WorkerProbe {
+  /** Each agent's work in progress, read now. Empty once the worker has stopped or crashed. */
+  agents(): AgentProgress[]
+}
+
 /**
  * Hooks the runtime calls as work happens. Every hook is optional; implement the ones you need.
  * Hooks are called synchronously on the hot path: keep them cheap and never throw (a throwing
@@ -53,4 +73,10 @@ export interface Sensor {
    * transaction, a failed flush): the new worker recovers from the last commit.
    */
   onWorkerRestart?(reason: unknown): void
+  /**
+   * A worker is running: at `app.start()` and again for the new worker of each in-process restart.
+   * Keep `probe` to read the worker's live figures when reporting; the latest one is the current
+   * worker's.
+   */
+  onWorkerStarted?(probe: WorkerProbe): void
 }

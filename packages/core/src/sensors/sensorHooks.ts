@@ -47,6 +47,7 @@ export const SENSOR_HOOKS = {
   onOffsets: { params: 2 },
   onLateEvent: { params: 1 },
   onWorkerRestart: { params: 1 },
+  onWorkerStarted: { params: 1 },
 } as const satisfies { readonly [K in SensorHook]-?: HookShape<K> }
 
 type Hooks = typeof SENSOR_HOOKS

@@ -2,12 +2,19 @@
 // copying maps into plain records. It counts nothing and changes no counter.
 import type { MonitorSnapshot, PartitionSnapshot, RecoverySnapshot } from './monitorSnapshot.js'
 import { lag, type MonitorState, type TopicStats } from './monitorState.js'
+import type { AgentProgress } from './sensor.js'
 
 /**
  * Everything `state` holds, as a fresh plain object (safe to keep, mutate or `JSON.stringify`).
- * `now` is the monitor's clock; `windowMs` its rate window.
+ * `now` is the monitor's clock; `windowMs` its rate window; `agents` the running worker's agents
+ * as its probe reads them now.
  */
-export function takeSnapshot(state: MonitorState, now: number, windowMs: number): MonitorSnapshot {
+export function takeSnapshot(
+  state: MonitorState,
+  now: number,
+  windowMs: number,
+  agents: readonly AgentProgress[],
+): MonitorSnapshot {
   const topics = [...state.topics].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
   const partitions: PartitionSnapshot[] = []
   for (const [topic, stats] of topics) {
@@ -98,6 +105,9 @@ export function takeSnapshot(state: MonitorState, now: number, windowMs: number)
     skips: { total: state.skipsTotal, byStream: Object.fromEntries(state.skipsByStream) },
     restarts: { total: state.restartsTotal, lastReason: state.lastRestartReason },
     recovery: { recovering: state.recovering, partitions: recovery },
+    agents: Object.fromEntries(
+      agents.map(({ agent, oldestEventAgeMs, queued }) => [agent, { oldestEventAgeMs, queued }]),
+    ),
     partitions,
     rates: {
       windowMs,

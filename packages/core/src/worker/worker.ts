@@ -31,6 +31,7 @@ import type { Rooms } from './rooms.js'
 import { buildRooms } from './rooms.js'
 import type { WorkerState, WorkerStatus } from './state.js'
 import { transactionalIdOf } from './transactions.js'
+import { workerProbe } from './workerProbe.js'
 
 export type { WorkerState } from './state.js'
 
@@ -171,6 +172,7 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
     // before reading): report that instead of coming up as a running zombie.
     this.assertAlive()
     this.state = 'running'
+    this.sensors.onWorkerStarted(workerProbe(this.agents, this))
     this.keepAlive = setInterval(() => {}, 1 << 30)
     this.rooms.committer.schedule()
     this.rooms.jobs.timers(app.timers)
