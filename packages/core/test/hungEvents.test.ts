@@ -176,7 +176,7 @@ describe('an event that never finishes, under exactly-once', () => {
       await t.send(input, { key: 'k0', value: `a${i}`, partition: 0 })
       await t.send(input, { key: 'k1', value: `b${i}`, partition: 1 })
     }
-    await until('partition 1 to be done', () => done[1] === n, 20_000)
+    await until('partition 1 to be done', () => done[1] === n, 40_000)
     await t.commit()
     expect(t.committed(input).get(1)).toBe(n)
     // Partition 0 paused at twice commitEvery buffered outputs; what was already fetched and
@@ -184,9 +184,9 @@ describe('an event that never finishes, under exactly-once', () => {
     expect(done[0]).toBeGreaterThanOrEqual(2 * commitEvery - 1)
     expect(done[0]).toBeLessThan(600)
     release()
-    await until('partition 0 to be done', () => done[0] === n + 1, 20_000)
+    await until('partition 0 to be done', () => done[0] === n + 1, 40_000)
     await t.commit()
     expect(t.committed(input).get(0)).toBe(n + 1)
     expect(t.sent(output)).toHaveLength(2 * n + 1)
-  }, 40_000)
+  }, 90_000)
 })

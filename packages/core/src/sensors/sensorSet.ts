@@ -30,7 +30,7 @@ function implementsHook(sensor: Sensor, hook: SensorHook): boolean {
  * measurement, those implementing only a closing hook (they must be in the states the opening hook
  * returns, with no state of their own). Made by `Object.fromEntries`, whose object V8 keeps in fast
  * mode; adding the keys one at a time can make it a dictionary, slower to read on every hook call
- * (a `for...of` loop adding these 24 did, by `%HasFastProperties`).
+ * (a `for...of` loop adding the hooks' keys did, by `%HasFastProperties`).
  */
 function listsOf(sensors: readonly Sensor[]): FanOutHost['lists'] {
   return Object.fromEntries(
