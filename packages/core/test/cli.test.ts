@@ -175,12 +175,12 @@ describe.concurrent('mephisto agents, tables, topics', () => {
         partitions: 4,
         changelog: 'cli-fixture-totals-per-hour-changelog',
         store: 'memory://',
-        windows: ['tumbling 1h (expires 24h)'],
+        windows: ['tumbling 1h (grace 24h)'],
         hasDefault: true,
       },
     ])
     const text = await mephisto(['-A', app, 'tables'])
-    expect(text.stdout).toContain('tumbling 1h (expires 24h)')
+    expect(text.stdout).toContain('tumbling 1h (grace 24h)')
   })
 
   it('topics lists declared, internal, changelog, dead-letter and leader topics', async () => {
@@ -194,6 +194,7 @@ describe.concurrent('mephisto agents, tables, topics', () => {
       receipts: 'internal',
       'cli-fixture-totals-changelog': 'changelog',
       'cli-fixture-totals-per-hour-changelog': 'changelog',
+      'cli-fixture-totals-per-hour-window-time-changelog': 'changelog',
       'cli-fixture-orders-dlq': 'dlq',
       'cli-fixture-notices-dlq': 'dlq',
       'cli-fixture-__leader': 'leader',

@@ -326,6 +326,7 @@ describe('MephistoError', () => {
       'AGENT_FAILED',
       'DEAD_LETTER_FAILED',
       'EVENT_TIMEOUT',
+      'LATE_EVENT',
       'ASK_TIMEOUT',
       'BROKER',
       'COMMIT_FAILED',

@@ -92,6 +92,8 @@ describe('windowed tables', () => {
     const w = windowedCounter('tumbling')
     t = await TestApp.start(w.app)
     const t0 = Math.floor(t.clock.now() / MINUTE) * MINUTE
+    // Stream time is t0 once this is counted; a window ending 9 minutes before it is closed.
+    await hit(t, w.hits, 'u0', t0)
     await hit(t, w.hits, 'u1', t0 - 10 * MINUTE)
     await t.settle()
     expect(await w.view.items('u1')).toEqual([])

@@ -292,8 +292,11 @@ export class AgentRuntime {
       return 'crash'
     }
     const first = held[0]!.root
+    // A write to a closed window of a table whose lateEvents is 'deadLetter': the table's policy
+    // decides, and a retry would be as late.
+    const late = err instanceof MephistoError && err.code === 'LATE_EVENT'
     const attempt = (this.attempts.get(first) ?? 0) + 1
-    if (attempt <= this.agent.retries && this.agent.onError !== 'crash') {
+    if (!late && attempt <= this.agent.retries && this.agent.onError !== 'crash') {
       this.attempts.set(first, attempt)
       this.worker.logger.warn(
         `agent ${name} failed; retrying (attempt ${attempt} of ${this.agent.retries})`,
@@ -321,7 +324,9 @@ export class AgentRuntime {
     }
     let action: ErrorAction
     const policy = this.agent.onError
-    if (typeof policy === 'function') {
+    if (late) {
+      action = 'dlq'
+    } else if (typeof policy === 'function') {
       let chosen: unknown
       try {
         chosen = await policy(err, event)

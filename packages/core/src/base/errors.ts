@@ -14,6 +14,7 @@ export const ErrorCodes = [
   'AGENT_FAILED',
   'DEAD_LETTER_FAILED',
   'EVENT_TIMEOUT',
+  'LATE_EVENT',
   'ASK_TIMEOUT',
   'BROKER',
   'COMMIT_FAILED',

@@ -99,18 +99,21 @@ export function describeAgents(app: App): AgentRow[] {
 }
 
 export function describeTables(app: App): TableRow[] {
-  return app.tables.map((t) => ({
-    name: t.name,
-    partitions: t.partitions,
-    changelog: t.changelogTopic,
-    store: storeName(t.options.store ?? app.settings.store),
-    windows: t.windows.map((w) =>
-      w.stepMs === w.sizeMs
-        ? `tumbling ${duration(w.sizeMs)} (expires ${duration(w.expiresMs)})`
-        : `hopping ${duration(w.sizeMs)} every ${duration(w.stepMs)} (expires ${duration(w.expiresMs)})`,
-    ),
-    hasDefault: t.options.default !== undefined,
-  }))
+  // The engine's own tables (a windowed table's stream time) are listed with their table's topics.
+  return app.tables
+    .filter((t) => !t.options.internal)
+    .map((t) => ({
+      name: t.name,
+      partitions: t.partitions,
+      changelog: t.changelogTopic,
+      store: storeName(t.options.store ?? app.settings.store),
+      windows: t.windows.map((w) =>
+        w.stepMs === w.sizeMs
+          ? `tumbling ${duration(w.sizeMs)} (grace ${duration(w.graceMs)})`
+          : `hopping ${duration(w.sizeMs)} every ${duration(w.stepMs)} (grace ${duration(w.graceMs)})`,
+      ),
+      hasDefault: t.options.default !== undefined,
+    }))
 }
 
 /** The stores of the app's tables, each once: the app's default and any table's own. */

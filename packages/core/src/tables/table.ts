@@ -6,7 +6,9 @@ import { json, resolveCodec, string } from '../topics/codec.js'
 import { murmur2 } from '../transport/partitioner.js'
 import type { TableSpec, TableState } from './tableState.js'
 import type { Window, WindowedSource, WindowOptions } from './windowed.js'
-import { WindowedTable } from './windowed.js'
+import { WindowedTable, windowSettings } from './windowed.js'
+import type { PartitionTime } from './windowTime.js'
+import { WindowTime } from './windowTime.js'
 
 /**
  * What a changelog record takes beyond its key and value: the record batch header (61 bytes) and
@@ -57,7 +59,9 @@ export interface TableOptions<K, V> {
    * that partition is being recovered, before it throws NotReadyError. Default 5000 ms (real time).
    */
   recoveryWaitMs?: number
-  /** Called when a window of a windowed view closes (expires), with its final value. */
+  /** @internal Declared by the engine for its own use (a windowed table's stream time). */
+  internal?: boolean
+  /** Called when a window of a windowed view closes, with its final value (see WindowOptions.graceMs). */
   onWindowClose?: (key: K, window: Window, value: V) => void | Promise<void>
 }
 
@@ -76,6 +80,8 @@ export interface PartitionOption {
 /** Resolves table definitions to their running state. Implemented by the app. */
 export interface TableHost {
   readonly id: string
+  /** Declares another table (a windowed table's stream-time companion). */
+  table<K2, V2>(name: string, options: TableOptions<K2, V2>): Table<K2, V2>
   tableState<K, V>(table: Table<K, V>): TableState<K, V>
   readonly topicPartitions: number
 }
@@ -141,9 +147,27 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
 
   /** A view with one value per key per window of `sizeMs`, a new window every `stepMs`. */
   hopping(sizeMs: number, stepMs: number, options: WindowOptions = {}): WindowedTable<K, V> {
-    const w = new WindowedTable(this, sizeMs, stepMs, options.expiresMs ?? sizeMs)
+    const settings = windowSettings(this.name, sizeMs, options)
+    const w = new WindowedTable(this, sizeMs, stepMs, settings, this.windowTime(settings.idleMs))
     this.windows.push(w)
     return w
+  }
+
+  private time: WindowTime | undefined
+
+  /**
+   * The stream time of this table's windows, kept in a companion table `<name>-window-time` (in
+   * memory, with its own changelog), shared by every windowed view of this table.
+   */
+  private windowTime(idleMs: number): WindowTime {
+    if (this.time) return this.time
+    const companion = this.host.table<string, PartitionTime>(`${this.name}-window-time`, {
+      partitions: this.options.partitions ?? this.host.topicPartitions,
+      store: 'memory://',
+      internal: true,
+    })
+    this.time = new WindowTime(companion, idleMs)
+    return this.time
   }
 
   /** `<app>-<table>-changelog` */

@@ -114,6 +114,18 @@ export class TableState<K, V> {
   }
 
   /**
+   * {@link read}, synchronously: for tables whose store answers synchronously (the memory store),
+   * such as a windowed table's stream-time companion. Throws for other stores.
+   */
+  readSync(partition: number, sk: string): V | undefined {
+    const d = this.dirty.get(partition)?.get(sk) ?? this.flushing.get(partition)?.get(sk)
+    if (d !== undefined) return d === DELETED ? undefined : d.value
+    const sync = this.store.getSync
+    if (!sync) throw new Error(`table ${this.table.name}: its store cannot be read synchronously`)
+    return sync(partition, sk)
+  }
+
+  /**
    * Writes `value` (`undefined` deletes) to the partition's pending writes. Throws, storing
    * nothing, when the partition is not owned here or the value cannot go to the changelog; `key`
    * is the key as the caller knows it, for that error.

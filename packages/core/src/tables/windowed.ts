@@ -1,6 +1,8 @@
-import { ConfigurationError } from '../base/errors.js'
+import { ConfigurationError, MephistoError } from '../base/errors.js'
 import { actorContext } from '../streams/context.js'
 import type { TableState } from './tableState.js'
+import { parseWindowKey, windowKey, windowPrefix } from './windowKeys.js'
+import type { WindowTime } from './windowTime.js'
 
 /** A time window: `[start, end)` in ms. */
 export interface Window {
@@ -8,13 +10,56 @@ export interface Window {
   end: number
 }
 
+/** What a write to a window that has closed does. */
+export type LateEventPolicy = 'drop' | 'deadLetter'
+
 export interface WindowOptions {
   /**
-   * How long a window is kept after it ends (ms). When `end + expiresMs` has passed on the app
-   * clock the window closes: it is removed from the table and the changelog (tombstone) and
-   * `onWindowClose` fires. Default: one window size.
+   * How long after its end a window still takes events, on stream time (ms). A window closes when
+   * the stream time of its partition (the latest event time seen there) reaches `end + graceMs`:
+   * it is removed from the table and the changelog, and `onWindowClose` fires. Default: one
+   * window size.
    */
+  graceMs?: number
+  /** The name `graceMs` had before windows closed by stream time. Give one of the two. */
   expiresMs?: number
+  /**
+   * How long a partition's stream time may stand still, on the app clock, before its windows
+   * close by the clock instead (a quiet partition must not hold its last windows open for ever).
+   * Default: one window size plus `graceMs`.
+   */
+  idleMs?: number
+  /**
+   * A write to a window that has closed: `'drop'` (default) leaves the table as it is, counts a
+   * late event in the Monitor and returns false; `'deadLetter'` throws a `LATE_EVENT` error, and
+   * the event goes to its agent's dead-letter topic at once (no retries: it would be late again).
+   */
+  lateEvents?: LateEventPolicy
+}
+
+/** A windowed view's options with defaults applied (see {@link WindowOptions}). */
+export interface WindowSettings {
+  graceMs: number
+  idleMs: number
+  lateEvents: LateEventPolicy
+}
+
+/** Resolves and checks a windowed view's options. */
+export function windowSettings(tableName: string, sizeMs: number, options: WindowOptions): WindowSettings {
+  if (
+    options.graceMs !== undefined &&
+    options.expiresMs !== undefined &&
+    options.graceMs !== options.expiresMs
+  )
+    throw new ConfigurationError(`table ${tableName}: give graceMs or its old name expiresMs, not both`)
+  const graceMs = options.graceMs ?? options.expiresMs ?? sizeMs
+  if (!(graceMs >= 0)) throw new ConfigurationError(`table ${tableName}: graceMs must be >= 0`)
+  const idleMs = options.idleMs ?? sizeMs + graceMs
+  if (!(idleMs > 0)) throw new ConfigurationError(`table ${tableName}: idleMs must be > 0`)
+  const lateEvents = options.lateEvents ?? 'drop'
+  if (lateEvents !== 'drop' && lateEvents !== 'deadLetter')
+    throw new ConfigurationError(`table ${tableName}: lateEvents must be 'drop' or 'deadLetter'`)
+  return { graceMs, idleMs, lateEvents }
 }
 
 /**
@@ -33,31 +78,34 @@ export interface WindowedSource<K, V> {
   storageKey(key: K): string
   keyFromStorage(storageKey: string): K
   /** The partition a read of `storageKey` goes to (the event's, or the key's hash outside one). */
-  readPartition(storageKey: string, options: undefined): number
+  readPartition(storageKey: string, options: undefined | { partition?: number }): number
 }
 
 type Relative = { kind: 'stream' } | { kind: 'now' } | { kind: 'field'; fn: (value: any) => number }
 
-/** Separates the key from the window start inside a windowed table's storage key. */
-const SEP = '\u0001'
-
 /**
  * A windowed view of a table: each key has one value per time window. Windows are assigned by
  * event time (the event's timestamp) unless the view is `relativeToNow()` or
- * `relativeToField(fn)`, and close by processing time: when `end + expiresMs` has passed on the
- * app clock, driven by a timer, whether or not more events arrive.
+ * `relativeToField(fn)`, and close by **stream time**: the latest event time seen in their
+ * partition (see {@link WindowOptions.graceMs}), so a replay gives the windows of the live run.
+ * A partition idle for `idleMs` (app clock) closes its windows by the clock.
  *
- * Late events: a write whose window has already closed is not applied (it would resurrect a
- * window that `onWindowClose` already reported); it is counted as a late event in the Monitor
- * and the call returns `false`.
+ * Late events: a write to a window that has closed is not applied (it would resurrect a window
+ * that `onWindowClose` already reported); see {@link WindowOptions.lateEvents}.
  */
 export class WindowedTable<K, V> {
+  /** @internal Asks for a close pass soon (set by the worker running it; none outside one). */
+  closeSoon: (() => void) | undefined
+
   /** @internal */
   constructor(
     readonly table: WindowedSource<K, V>,
     readonly sizeMs: number,
     readonly stepMs: number,
-    readonly expiresMs: number,
+    /** @internal Resolved options. */
+    readonly settings: WindowSettings,
+    /** @internal The stream time of the table's partitions. */
+    readonly time: WindowTime,
     private readonly relative: Relative = { kind: 'stream' },
   ) {
     if (!(sizeMs > 0) || !(stepMs > 0) || !Number.isInteger(sizeMs) || !Number.isInteger(stepMs)) {
@@ -65,7 +113,16 @@ export class WindowedTable<K, V> {
     }
     if (stepMs > sizeMs)
       throw new ConfigurationError(`table ${table.name}: a hopping step cannot exceed the size`)
-    if (!(expiresMs >= 0)) throw new ConfigurationError(`table ${table.name}: expiresMs must be >= 0`)
+  }
+
+  /** How long after its end a window takes events (stream time). */
+  get graceMs(): number {
+    return this.settings.graceMs
+  }
+
+  /** The old name of {@link graceMs}. */
+  get expiresMs(): number {
+    return this.settings.graceMs
   }
 
   /** Windows by the time of the event being processed (the default). */
@@ -112,26 +169,22 @@ export class WindowedTable<K, V> {
   set(key: K, value: V): boolean {
     const state = this.state()
     const partition = this.partition(key)
+    const time = this.relativeTime()
+    const windows = this.openWindows(state, partition, time)
+    if (windows.length === 0) return this.late(state, key, time, partition)
     const sk = this.table.storageKey(key)
-    let wrote = false
-    for (const w of this.openWindows(state, this.relativeTime())) {
-      state.write(partition, windowKey(sk, w.start), value, key)
-      wrote = true
-    }
-    if (!wrote) state.sensors.onLateEvent(this.table.name)
-    return wrote
+    for (const w of windows) state.write(partition, windowKey(sk, w.start), value, key)
+    return true
   }
 
   /** Applies `fn` to the value of every window containing the relative time. False when late. */
   async update(key: K, fn: (current: V) => V | Promise<V>): Promise<boolean> {
     const state = this.state()
     const partition = this.partition(key)
+    const time = this.relativeTime()
+    const windows = this.openWindows(state, partition, time)
+    if (windows.length === 0) return this.late(state, key, time, partition)
     const sk = this.table.storageKey(key)
-    const windows = this.openWindows(state, this.relativeTime())
-    if (windows.length === 0) {
-      state.sensors.onLateEvent(this.table.name)
-      return false
-    }
     for (const w of windows) {
       const wk = windowKey(sk, w.start)
       const current = await state.read(partition, wk)
@@ -143,49 +196,104 @@ export class WindowedTable<K, V> {
   /** The windows stored for `key` in the partitions this worker owns, oldest first. */
   async items(key: K): Promise<[Window, V][]> {
     const state = this.state()
-    const sk = this.table.storageKey(key) + SEP
+    const prefix = windowPrefix(this.table.storageKey(key))
     const out: [Window, V][] = []
     for await (const [wk, v] of state.entries(this.partition(key))) {
-      if (!wk.startsWith(sk)) continue
-      const start = Number(wk.slice(sk.length))
-      out.push([{ start, end: start + this.sizeMs }, v])
+      if (!wk.startsWith(prefix)) continue
+      const start = Number(wk.slice(prefix.length))
+      out.push([this.window(start), v])
     }
     return out.sort((a, b) => a[0].start - b[0].start)
   }
 
   /**
-   * @internal Closes every window whose `end + expiresMs` has passed: removes it and calls
-   * `onWindowClose`. Run by the worker's timer.
+   * Every key with a value in `window` (one of this view's windows: give its start, or any
+   * window object with that start), in the partitions this worker owns, with its value.
+   */
+  async keysIn(window: Window | number): Promise<[K, V][]> {
+    const start = typeof window === 'number' ? window : window.start
+    const out: [K, V][] = []
+    for await (const [key, w, v] of this.entries()) if (w.start === start) out.push([key, v])
+    return out
+  }
+
+  /**
+   * Every window of every key in the partitions this worker owns (or in one partition), as
+   * `[key, window, value]`: the windowed table read as windows, not as its storage keys.
+   */
+  async *entries(options?: { partition?: number }): AsyncIterable<[K, Window, V]> {
+    const state = this.state()
+    const parts = options?.partition !== undefined ? [options.partition] : state.ownedPartitions()
+    for (const p of parts) {
+      for await (const [wk, v] of state.entries(p)) {
+        const parsed = parseWindowKey(wk)
+        if (parsed) yield [this.table.keyFromStorage(parsed.sk), this.window(parsed.start), v]
+      }
+    }
+  }
+
+  /** The stream time of a partition (the latest event time its windows have seen), or null. */
+  streamTime(partition: number): number | null {
+    return this.time.get(partition).streamTime
+  }
+
+  /**
+   * @internal Closes every window whose `end + graceMs` the stream time (or, past `idleMs`, the
+   * clock) has reached: removes it and calls `onWindowClose`, oldest first, once per window. Run
+   * by the worker's jobs, on a timer and when stream time moves.
    */
   async expire(): Promise<number> {
     const state = this.state()
-    const horizon = state.clock.now() - this.expiresMs
     const onClose = this.table.options.onWindowClose
+    const grace = this.settings.graceMs
     let closed = 0
     for (const partition of state.ownedPartitions()) {
-      const expired: [string, number, V][] = []
-      for await (const [wk, v] of state.entries(partition)) {
-        const i = wk.lastIndexOf(SEP)
-        if (i < 0) continue
-        const start = Number(wk.slice(i + 1))
-        if (start + this.sizeMs <= horizon) expired.push([wk, start, v])
+      const horizon = this.time.horizon(partition, state.clock)
+      if (horizon === undefined) continue
+      const closing: { wk: string; sk: string; start: number; value: V }[] = []
+      for await (const [wk, value] of state.entries(partition)) {
+        const parsed = parseWindowKey(wk)
+        if (parsed && parsed.start + this.sizeMs + grace <= horizon) closing.push({ wk, ...parsed, value })
       }
-      expired.sort((a, b) => a[1] - b[1])
-      for (const [wk, start, v] of expired) {
-        state.write(partition, wk, undefined)
+      closing.sort((a, b) => a.start - b.start || (a.sk < b.sk ? -1 : a.sk > b.sk ? 1 : 0))
+      for (const c of closing) {
+        state.write(partition, c.wk, undefined)
         closed++
-        if (onClose) {
-          const key = this.table.keyFromStorage(wk.slice(0, wk.lastIndexOf(SEP)))
-          await onClose(key, { start, end: start + this.sizeMs }, v)
-        }
+        if (onClose) await onClose(this.table.keyFromStorage(c.sk), this.window(c.start), c.value)
       }
+      this.time.closed(partition, horizon)
     }
     return closed
   }
 
-  private openWindows(state: TableState<K, V>, time: number): Window[] {
-    const horizon = state.clock.now() - this.expiresMs
-    return this.windowsAt(time).filter((w) => w.end > horizon)
+  /** Moves stream time to `time`, and the windows containing `time` that are still open. */
+  private openWindows(state: TableState<K, V>, partition: number, time: number): Window[] {
+    const clock = state.clock
+    const before = this.time.get(partition)
+    this.time.advance(partition, time, clock)
+    const mark = this.time.lateMark(partition)
+    // Stream time moved a step past what was closed: some windows may close now.
+    const streamTime = Math.max(time, before.streamTime ?? time)
+    if (before.closedTo === null || streamTime - before.closedTo >= this.stepMs) this.closeSoon?.()
+    return this.windowsAt(time).filter((w) => w.end + this.settings.graceMs > mark)
+  }
+
+  private late(state: TableState<K, V>, key: K, time: number, partition: number): false {
+    state.sensors.onLateEvent(this.table.name)
+    if (this.settings.lateEvents === 'deadLetter') {
+      throw new MephistoError(
+        'LATE_EVENT',
+        `table ${this.table.name}: a write for key ${JSON.stringify(key) ?? String(key)} at ${iso(time)} is late: ` +
+          `its windows closed when the stream time of partition ${partition} reached ` +
+          `${iso(this.time.lateMark(partition))} (graceMs ${this.settings.graceMs}); lateEvents is 'deadLetter'`,
+        { retriable: false },
+      )
+    }
+    return false
+  }
+
+  private window(start: number): Window {
+    return { start, end: start + this.sizeMs }
   }
 
   private async read(key: K, time: number): Promise<V> {
@@ -221,12 +329,14 @@ export class WindowedTable<K, V> {
   }
 
   private with(relative: Relative): WindowedTable<K, V> {
-    // Same windows, same storage, another clock: only the view made by tumbling()/hopping() is
-    // registered for expiry.
-    return new WindowedTable(this.table, this.sizeMs, this.stepMs, this.expiresMs, relative)
+    // Same windows, same storage, same stream time, another way to tell an event's time: only the
+    // view made by tumbling()/hopping() is registered for closing.
+    const view = new WindowedTable(this.table, this.sizeMs, this.stepMs, this.settings, this.time, relative)
+    Object.defineProperty(view, 'closeSoon', { get: () => this.closeSoon })
+    return view
   }
 }
 
-function windowKey(sk: string, start: number): string {
-  return `${sk}${SEP}${start}`
+function iso(ms: number): string {
+  return Number.isFinite(ms) && Math.abs(ms) < 8.64e15 ? new Date(ms).toISOString() : String(ms)
 }

@@ -14,6 +14,9 @@ export class Jobs {
   private readonly scheduler: Scheduler
   /** Jobs running now. */
   private running = 0
+  /** Jobs asked for and about to run. */
+  private pending = 0
+  private stopped = false
 
   constructor(
     clock: Clock,
@@ -26,7 +29,7 @@ export class Jobs {
 
   /** A job is running. */
   get busy(): boolean {
-    return this.running > 0
+    return this.running > 0 || this.pending > 0
   }
 
   timers(timers: readonly TimerDef[]): void {
@@ -50,13 +53,47 @@ export class Jobs {
     }
   }
 
-  /** Windows close on a timer, not when the next event happens to arrive. */
+  /**
+   * Windows close by stream time: a close pass runs soon after a write moves a partition's stream
+   * time a step on, and on a timer (for partitions gone idle, which close by the clock).
+   */
   windows(tables: readonly Table<any, any>[]): void {
     for (const t of tables) {
       for (const w of t.windows) {
-        const every = Math.max(1, Math.min(w.stepMs, w.expiresMs || w.stepMs, 10_000))
-        this.scheduler.every(every, `windows(${t.name})`, () => w.expire())
+        const name = `windows(${t.name})`
+        const every = Math.max(1, Math.min(w.stepMs, w.graceMs || w.stepMs, 10_000))
+        this.scheduler.every(every, name, () => w.expire())
+        w.closeSoon = this.coalesced(name, () => w.expire())
       }
+    }
+  }
+
+  /**
+   * `fn` as a job to run soon: one run at a time, and asks made while one runs make one more run
+   * after it, not one each. Stops with the jobs.
+   */
+  private coalesced(name: string, fn: () => unknown): () => void {
+    let state: 'idle' | 'asked' | 'running' | 'again' = 'idle'
+    const soon = (): void => {
+      state = 'asked'
+      // Counted as busy from the ask, so a test's settle() waits for it.
+      this.pending++
+      setImmediate(() => {
+        this.pending--
+        if (this.stopped) {
+          state = 'idle'
+          return
+        }
+        state = 'running'
+        void this.run(name, fn).finally(() => {
+          if (state === 'again') soon()
+          else state = 'idle'
+        })
+      })
+    }
+    return () => {
+      if (state === 'idle') soon()
+      else if (state === 'running') state = 'again'
     }
   }
 
@@ -71,6 +108,7 @@ export class Jobs {
 
   /** No more runs (stop, abort); a run in progress finishes. */
   stop(): void {
+    this.stopped = true
     this.scheduler.stop()
   }
 
