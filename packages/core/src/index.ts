@@ -45,6 +45,7 @@ export type {
 export { currentEvent } from './streams/context.js'
 export { StreamEvent } from './streams/event.js'
 export type { GroupByOptions } from './streams/stream.js'
+export type { JoinableTable, TableJoinOptions } from './streams/stream.js'
 export { Stream } from './streams/stream.js'
 export type { PartitionOption, TableOptions } from './tables/table.js'
 export { Table } from './tables/table.js'

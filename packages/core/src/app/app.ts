@@ -11,6 +11,7 @@ import { Monitor } from '../sensors/monitor.js'
 import { SensorSet } from '../sensors/sensorSet.js'
 import { resolveStore } from '../stores/resolveStore.js'
 import type { Store } from '../stores/store.js'
+import type { JoinHost } from '../streams/stream.js'
 import type { TableOptions } from '../tables/table.js'
 import { Table } from '../tables/table.js'
 import type { TableState } from '../tables/tableState.js'
@@ -44,7 +45,7 @@ const RESERVED_PAGE_ROOTS = new Set(['health', 'stats', 'agents', 'topics', 'tab
  * A Mephisto application: declare topics, agents, tables and timers on it, then `start()` a
  * worker. The same definitions run on Kafka, on the memory broker and in the testkit.
  */
-export class App implements WorkerHost {
+export class App implements WorkerHost, JoinHost {
   readonly id: string
   /** The options as given. */
   readonly options: Readonly<AppOptions>
@@ -320,6 +321,11 @@ export class App implements WorkerHost {
   /** @internal */
   tableState<K, V>(table: Table<K, V>): TableState<K, V> {
     return this.runningWorker(`use table ${table.name}`).tableState(table)
+  }
+
+  /** @internal The partitions of `topic` on the running worker's broker: joins check co-partitioning with it. */
+  partitionCount(topic: string): Promise<number | undefined> {
+    return this.runningWorker(`read the partitions of ${topic}`).transport.admin.partitionCount(topic)
   }
 
   /** The transport `broker` names (or `transport` makes), with the app's id, logger and kafka options. */

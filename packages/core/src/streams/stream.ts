@@ -1,4 +1,5 @@
 import type { Clock, TimerHandle } from '../base/clock.js'
+import { ConfigurationError } from '../base/errors.js'
 import type { Codec } from '../topics/codec.js'
 import type { ActorContext } from './context.js'
 import { actorContext } from './context.js'
@@ -47,6 +48,33 @@ export interface GroupByOptions<K> {
   partitions?: number
   /** Key codec of the repartition topic (default: strings; pass `json()` for other keys). */
   key?: Codec<K>
+}
+
+/**
+ * A table a stream joins (`app.table(...)`): what the join reads of it. Structural, so that
+ * streams need not import tables (which import streams).
+ */
+export interface JoinableTable<K, T> {
+  readonly name: string
+  readonly partitions: number
+  /** The app that declared the table: the join asks it for the partitions of the stream's topic. */
+  readonly host: object
+  has(key: K, options: { partition: number }): Promise<boolean>
+  get(key: K, options: { partition: number }): Promise<T>
+}
+
+/** What a join asks of the app. Implemented by the app. */
+export interface JoinHost {
+  /** The partitions of `topic` on the worker's broker; undefined when the broker has no such topic (a channel). */
+  partitionCount(topic: string): Promise<number | undefined>
+}
+
+export interface TableJoinOptions {
+  /**
+   * `'inner'` (default): an event whose key the table does not hold is acked and dropped (a
+   * `default` does not count). `'left'`: it is handed on with `undefined` for the table's value.
+   */
+  type?: 'inner' | 'left'
 }
 
 /**
@@ -125,6 +153,48 @@ export class Stream<V, K = unknown> implements AsyncIterable<V> {
       return e.withValue(value)
     }
     return this.derive(next) as unknown as Stream<Awaited<U>, K>
+  }
+
+  /**
+   * Each value paired with `table`'s value for the event's key, read from the table partition of
+   * the event's partition: `[value, tableValue]`. An inner join (the default) acks and drops events
+   * whose key the table does not hold; a left join hands them on as `[value, undefined]`. The
+   * table must be co-partitioned with the stream's topic (the same partition count): the first
+   * event of each topic checks it, and a mismatch stops the worker with a ConfigurationError.
+   */
+  join<T>(table: JoinableTable<K, T>, options?: { type?: 'inner' }): Stream<[V, T], K>
+  join<T>(table: JoinableTable<K, T>, options: { type: 'left' }): Stream<[V, T | undefined], K>
+  join<T>(table: JoinableTable<K, T>, options: TableJoinOptions = {}): Stream<[V, T | undefined], K> {
+    const type = options.type ?? 'inner'
+    if (type !== 'inner' && type !== 'left') {
+      throw new ConfigurationError(
+        `stream.join(${table.name}): type must be 'inner' or 'left', not ${String(type)}`,
+      )
+    }
+    const { pull, context } = this
+    const checked = new Set<string>()
+    const next = async (): Promise<StreamEvent<any, any> | null> => {
+      for (;;) {
+        const e = await pull()
+        if (e === null) return null
+        let found: boolean
+        let joined: T | undefined
+        try {
+          if (!checked.has(e.topic)) {
+            await checkCopartitioned(table, e.topic)
+            checked.add(e.topic)
+          }
+          // Explicit partition: while a stream's operators run, the actor's event is still the previous one.
+          found = await table.has(e.key, { partition: e.partition })
+          joined = found ? await table.get(e.key, { partition: e.partition }) : undefined
+        } catch (err) {
+          return failedOn(context, e, err)
+        }
+        if (found || type === 'left') return e.withValue([e.value, joined])
+        e.ack()
+      }
+    }
+    return this.derive(next)
   }
 
   /**
@@ -296,6 +366,24 @@ function failedOn(context: ActorContext, e: StreamEvent<any, any>, err: unknown)
   context.event = e
   if (!context.held.includes(e)) context.held.push(e)
   throw err
+}
+
+/**
+ * A join reads the table partition numbered like the event's partition, so the table and the
+ * topic must have as many partitions. Asks the table's app for the topic's count on the broker
+ * (a channel has none: nothing to check).
+ */
+async function checkCopartitioned(table: JoinableTable<any, any>, topic: string): Promise<void> {
+  const host = table.host as Partial<JoinHost>
+  if (typeof host.partitionCount !== 'function') return
+  const count = await host.partitionCount(topic)
+  if (count === undefined || count === table.partitions) return
+  throw new ConfigurationError(
+    `stream.join(${table.name}): topic ${topic} has ${count} partition(s) but table ${table.name} has ` +
+      `${table.partitions}. A join reads the table partition of the event's partition, so both need the ` +
+      `same count: declare the table with partitions: ${count}, or re-key the stream into ` +
+      `${table.partitions} partitions first with groupBy(fn, { name, partitions: ${table.partitions} }).`,
+  )
 }
 
 /** Acks what the stream handed out last (the previous event, or the previous batch). */
