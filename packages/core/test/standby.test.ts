@@ -70,3 +70,42 @@ describe('standby replicas', () => {
     expect(b.replayed.slice(before).reduce((x, y) => x + y, 0)).toBeGreaterThan(0)
   })
 })
+
+describe('standby placement', () => {
+  it('places standbyReplicas copies of each partition on that many other workers, not on all', async () => {
+    const workers = [0, 1, 2].map(() => {
+      const app = new App({ id: 'placed', logger: 'silent', commitIntervalMs: 100 })
+      const input = app.topic<string, number>('input', { partitions: 6 })
+      const counts = app.table<string, number>('counts', {
+        default: () => 0,
+        partitions: 6,
+        standbyReplicas: 1,
+      })
+      app.agent(input, async (stream) => {
+        for await (const [k] of stream.items()) counts.set(k, (await counts.get(k)) + 1)
+      })
+      return { app, input, counts }
+    })
+    const first = await TestApp.start(workers[0]!.app)
+    running = [first]
+    for (const w of workers.slice(1))
+      running.push(await TestApp.start(w.app, { broker: first.broker, clock: first.clock }))
+    for (let i = 0; i < 600; i++) await first.send(workers[0]!.input, { key: `k${i % 60}`, value: 1 })
+    for (const t of running) await t.settle()
+    await first.advance(1_000)
+    await first.advance(1_000)
+    // Each partition has data on its owner and on exactly one other worker.
+    const holders = new Map<number, number>()
+    for (const w of workers) {
+      const state = w.app.tableState(w.counts)
+      for (let p = 0; p < 6; p++) {
+        for await (const _ of state.entries(p)) {
+          holders.set(p, (holders.get(p) ?? 0) + 1)
+          break
+        }
+      }
+    }
+    expect([...holders.keys()].sort()).toEqual([0, 1, 2, 3, 4, 5])
+    expect([...holders.values()]).toEqual([2, 2, 2, 2, 2, 2])
+  })
+})

@@ -91,6 +91,12 @@ export interface ConsumerOptions {
   fromBeginning?: boolean
   /** Most records in one batch. */
   maxBatchSize?: number
+  /**
+   * Standby copies of each partition number the group should place on other members (the largest
+   * `standbyReplicas` of the app's tables). A transport whose assignor places them reports this
+   * member's share through `standbys()`.
+   */
+  standbyReplicas?: number
 }
 
 /** A group member. One per running app. */
@@ -120,6 +126,12 @@ export interface TransportConsumer {
   resume(partitions: TopicPartition[]): void
   /** Currently assigned partitions. */
   assignment(): TopicPartition[]
+  /**
+   * The partition numbers this member keeps standby copies of under the current assignment, or
+   * undefined when the transport does not place standbys (then every member follows every
+   * partition it does not own). Optional.
+   */
+  standbys?(): number[] | undefined
   /**
    * Leaves the group: revokes every partition (calling `onRevoke`) and stops fetching.
    * Idempotent.

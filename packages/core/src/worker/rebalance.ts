@@ -148,11 +148,17 @@ export class Rebalance {
    * Standby replicas: keeps a copy of every table partition this worker does not own, following
    * its changelog, so taking one over after a failover replays only what the copy lacks.
    */
+  /**
+   * Brings standby copies up to date: the partition numbers the group placed here when the
+   * transport places standbys, else every partition this worker does not own.
+   */
   async followStandbys(states: TableState<any, any>[]): Promise<void> {
+    const placed = this.deps.consumer()?.standbys?.()
+    const mine = placed === undefined ? undefined : new Set(placed)
     for (const ts of states) {
       for (let p = 0; p < ts.table.partitions; p++) {
         if (this.deps.status.state !== 'running') return
-        if (!ts.owns(p)) await ts.follow(this.deps.transport, p)
+        if (!ts.owns(p) && (mine === undefined || mine.has(p))) await ts.follow(this.deps.transport, p)
       }
     }
   }

@@ -153,6 +153,7 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
       this.consumer = this.transport.consumer({
         groupId: app.id,
         fromBeginning: app.settings.autoOffsetReset !== 'latest',
+        standbyReplicas: Math.max(0, ...app.tables.map((t) => t.options.standbyReplicas ?? 0)),
       })
       await this.consumer.start(topics, {
         onAssign: (tps) => this.rooms.rebalance.onAssign(tps),

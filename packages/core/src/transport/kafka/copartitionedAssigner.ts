@@ -5,38 +5,56 @@
  */
 import type { Assigner, Cluster, PartitionAssigner } from 'kafkajs'
 import kafkajs from 'kafkajs'
-import { copartitionedAssignment } from '../assignment.js'
+import { stickyCopartitionedAssignment } from '../assignment.js'
 
 const { AssignerProtocol } = kafkajs
 
 /** The protocol name every member of a Mephisto group announces. */
 export const COPARTITIONED_ASSIGNER = 'MephistoCopartitioned'
 
+/** What a member tells the group leader when it joins, in its subscription's user data. */
+interface MemberData {
+  /** Partition numbers it holds now (so the plan can leave them where they are). */
+  owned: number[]
+}
+
+function decodeMemberData(userData: Buffer | undefined): MemberData {
+  try {
+    const data = JSON.parse(userData?.toString() || '{}') as Partial<MemberData>
+    return { owned: Array.isArray(data.owned) ? data.owned.filter(Number.isInteger) : [] }
+  } catch {
+    // A member of another version (or another client): it holds nothing we know of.
+    return { owned: [] }
+  }
+}
+
 /**
- * The kafkajs partition assigner for {@link copartitionedAssignment}, members ordered by id.
- * kafkajs hands an assigner the consumer's own `Cluster` (a documented part of its
- * `PartitionAssigner` type); `onCluster` receives it, which is the only way to run code before
- * the consumer rejoins its group.
+ * The kafkajs partition assigner for {@link stickyCopartitionedAssignment}: each member sends the
+ * partition numbers it holds when it joins, and the leader's plan leaves them where they are when
+ * balance allows. kafkajs hands an assigner the consumer's own `Cluster` (a documented part of
+ * its `PartitionAssigner` type); `onCluster` receives it, which is the only way to run code
+ * before the consumer rejoins its group. `owned` reads what the consumer holds at each join.
  */
-export function copartitionedAssigner(onCluster?: (cluster: Cluster) => void): PartitionAssigner {
+export function copartitionedAssigner(
+  onCluster?: (cluster: Cluster) => void,
+  owned: () => readonly number[] = () => [],
+): PartitionAssigner {
   return ({ cluster }) => {
     onCluster?.(cluster)
     const assigner: Assigner = {
       name: COPARTITIONED_ASSIGNER,
       version: 0,
       async assign({ members, topics }) {
-        const subscriptions = members.map(({ memberId, memberMetadata }) => ({
-          memberId,
-          topics: AssignerProtocol.MemberMetadata.decode(memberMetadata)?.topics ?? topics,
-        }))
+        const subscriptions = members.map(({ memberId, memberMetadata }) => {
+          const metadata = AssignerProtocol.MemberMetadata.decode(memberMetadata)
+          return { memberId, topics: metadata?.topics ?? topics, ...decodeMemberData(metadata?.userData) }
+        })
         // The leader refreshed metadata for its own topics only; members may name others.
         const all = [...new Set(subscriptions.flatMap((s) => s.topics))]
         await cluster.addMultipleTargetTopics(all)
-        const plan = copartitionedAssignment(
-          subscriptions,
-          (topic) => cluster.findTopicPartitionMetadata(topic).map((p) => p.partitionId),
-          { memberOrder: 'memberId' },
-        )
+        const plan = stickyCopartitionedAssignment(subscriptions, (topic) =>
+          cluster.findTopicPartitionMetadata(topic).map((p) => p.partitionId),
+        ).active
         return [...plan].map(([memberId, partitions]) => {
           // kafkajs wants topic -> partitions; a member's partitions come topic by topic.
           const assignment: Record<string, number[]> = {}
@@ -57,7 +75,7 @@ export function copartitionedAssigner(onCluster?: (cluster: Cluster) => void): P
           metadata: AssignerProtocol.MemberMetadata.encode({
             version: assigner.version,
             topics,
-            userData: Buffer.alloc(0),
+            userData: Buffer.from(JSON.stringify({ owned: [...new Set(owned())] } satisfies MemberData)),
           }),
         }
       },

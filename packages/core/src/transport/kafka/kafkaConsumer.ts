@@ -95,10 +95,14 @@ export class KafkaConsumer implements TransportConsumer {
           `on ${this.deps.url}: create them first (admin.ensureTopics).`,
       )
     }
-    const assigner = copartitionedAssigner((cluster) => {
-      beforeEveryJoin(cluster, () => this.guard.beforeJoin())
-      markAbortedRecords(cluster)
-    })
+    const assigner = copartitionedAssigner(
+      (cluster) => {
+        beforeEveryJoin(cluster, () => this.guard.beforeJoin())
+        markAbortedRecords(cluster)
+      },
+      // Sticky: the leader keeps what this member holds where it is when it can.
+      () => this.guard.lastHeld(),
+    )
     const consumer = this.deps.kafka.consumer(
       kafkajsConsumerConfig(this.deps.consumerConfig, groupId, (error) => this.mayRestart(error), assigner),
     )

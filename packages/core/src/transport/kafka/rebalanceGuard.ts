@@ -41,6 +41,8 @@ export interface RebalanceHost {
  *   the revoke in progress.
  */
 export class RebalanceGuard {
+  /** Partition numbers of the last assignment (see lastHeld). */
+  private held = new Set<number>()
   /** True while kafkajs holds a live membership: commits mean something only then. */
   member = false
   /** The onAssign in progress (or the last one); a stop waits for it. */
@@ -64,6 +66,15 @@ export class RebalanceGuard {
 
   assignment(): TopicPartition[] {
     return sortTopicPartitions([...this.assigned.values()])
+  }
+
+  /**
+   * The partition numbers of the last assignment, kept through the revoke that precedes every
+   * join (eager rebalancing revokes everything first): what the member tells the group leader it
+   * held, so a sticky plan can give them back.
+   */
+  lastHeld(): number[] {
+    return [...this.held]
   }
 
   /** The runtime may commit a partition (by its `tpKey`) it holds or is revoking. */
@@ -161,6 +172,7 @@ export class RebalanceGuard {
     const partitions = sortTopicPartitions(flatten(memberAssignment))
     const generation = ++this.generation
     for (const tp of partitions) this.assigned.set(tpKey(tp.topic, tp.partition), tp)
+    this.held = new Set(partitions.map((tp) => tp.partition))
     // Not paused while onAssign runs: kafkajs fetches at once, and eachBatch holds what arrives
     // until onAssign resolved (a seek made there drops it as stale). Pausing every partition made
     // kafkajs sleep its whole maxWaitTime before the first fetch: half a second at every start.

@@ -3,7 +3,7 @@
  * serialized, dealing partitions by co-partitioned assignment (../assignment.ts). It does not
  * deliver records (fetcher.ts) or police a member's commits (groupMember.ts).
  */
-import { copartitionedAssignment } from '../assignment.js'
+import { stickyCopartitionedAssignment } from '../assignment.js'
 import { Fetcher } from './fetcher.js'
 import type { Member, MemberGroup } from './groupMember.js'
 import { type PartitionLog, sortedPartitions, type Topic } from './partitionLog.js'
@@ -139,22 +139,31 @@ export class Group implements MemberGroup {
   }
 
   /**
-   * Each active member's target partitions, dealt co-partitioned among the members in join order
-   * (Kafka's assigner orders them by id instead; join order is what the memory broker has always
-   * used). Logs are listed in dealing order, which is the order their fetchers start in.
+   * Each active member's target partitions: co-partitioned and sticky (a member keeps what it
+   * holds when the plan stays balanced), a new group dealt in join order (Kafka's assigner orders
+   * members by id instead; join order is what the memory broker has always used). Also places
+   * standby copies (the largest `standbyReplicas` the members ask for). Logs are listed in dealing
+   * order, which is the order their fetchers start in.
    */
   private assign(members: Member[]): Map<Member, Set<PartitionLog>> {
-    const plan = copartitionedAssignment(
-      members.map((member) => ({ memberId: member.id, topics: member.topics })),
+    const { active, standby } = stickyCopartitionedAssignment(
+      members.map((member) => ({
+        memberId: member.id,
+        topics: member.topics,
+        owned: [...member.fetchers.keys()].map((log) => log.partition),
+        standby: member.standby,
+      })),
       (topic) => this.topics.get(topic)?.partitions.map((_, p) => p) ?? [],
-      { memberOrder: 'given' },
+      Math.max(0, ...members.map((m) => m.standbyReplicas)),
+      'given',
     )
     const target = new Map<Member, Set<PartitionLog>>()
     for (const member of members) {
       const logs = new Set<PartitionLog>()
-      for (const { topic, partition } of plan.get(member.id)!)
+      for (const { topic, partition } of active.get(member.id)!)
         logs.add(this.topics.get(topic)!.partitions[partition]!)
       target.set(member, logs)
+      member.standby = standby.get(member.id) ?? []
     }
     return target
   }

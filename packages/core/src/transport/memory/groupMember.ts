@@ -17,6 +17,8 @@ export interface JoinOptions {
   fromBeginning?: boolean
   /** Most records per `onBatch`. Default: 500. */
   maxBatchSize?: number
+  /** Standby copies per partition number the group places (see ConsumerOptions). */
+  standbyReplicas?: number
 }
 
 /**
@@ -32,6 +34,8 @@ export interface GroupMember {
   readonly failure: unknown
   /** Currently assigned partitions, by topic then partition. */
   assignment(): TopicPartition[]
+  /** Partition numbers the group's last plan gave this member standby copies of. */
+  readonly standby: readonly number[]
   /** Stops delivering these partitions until resumed; a batch already in `onBatch` finishes. */
   pause(partitions: readonly TopicPartition[]): void
   resume(partitions: readonly TopicPartition[]): void
@@ -76,6 +80,9 @@ export class Member implements GroupMember, FetchingMember {
   readonly handlers: ConsumerHandlers
   readonly fromBeginning: boolean
   readonly maxBatchSize: number
+  readonly standbyReplicas: number
+  /** Partition numbers the group's last plan gave this member standby copies of. */
+  standby: number[] = []
   /** Assigned partitions, keyed by log (a recreated topic is a different log). */
   readonly fetchers = new Map<PartitionLog, Fetcher>()
   state: MemberState = 'active'
@@ -106,6 +113,7 @@ export class Member implements GroupMember, FetchingMember {
     this.handlers = handlers
     this.fromBeginning = options.fromBeginning ?? true
     this.maxBatchSize = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE
+    this.standbyReplicas = options.standbyReplicas ?? 0
     const ready = deferred()
     this.ready = ready.promise
     // Callers who never await `ready` must not see an unhandled rejection; those who do still do.

@@ -253,6 +253,9 @@ class MemoryConsumer implements TransportConsumer {
     this.member = this.broker.join(this.options.groupId, topics, handlers, {
       ...(this.options.fromBeginning === undefined ? {} : { fromBeginning: this.options.fromBeginning }),
       ...(this.options.maxBatchSize === undefined ? {} : { maxBatchSize: this.options.maxBatchSize }),
+      ...(this.options.standbyReplicas === undefined
+        ? {}
+        : { standbyReplicas: this.options.standbyReplicas }),
     })
     await this.member.ready
   }
@@ -285,6 +288,11 @@ class MemoryConsumer implements TransportConsumer {
 
   assignment(): TopicPartition[] {
     return this.member?.assignment() ?? []
+  }
+
+  /** The standby copies the group placed here (undefined before the member joined). */
+  standbys(): number[] | undefined {
+    return this.member === undefined ? undefined : [...this.member.standby]
   }
 
   async stop(): Promise<void> {
