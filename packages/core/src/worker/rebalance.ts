@@ -38,7 +38,7 @@ export interface RebalanceDeps {
 }
 
 export class Rebalance {
-  /** This worker holds the leader topic's partition (or reads no topic, and leads itself). */
+  /** This worker holds the leader topic's partition: the one worker of the group that leads. */
   leader = false
 
   constructor(private readonly deps: RebalanceDeps) {}

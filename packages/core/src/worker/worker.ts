@@ -147,28 +147,27 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
     await this.rooms.plan.checkCopartitioning(this.transport.admin)
 
     const topics = this.rooms.conductor.topicNames()
+    const reads = topics.length > 0
     this.subscribed = true
-    if (topics.length > 0) {
-      topics.push(this.leaderTopic)
-      this.consumer = this.transport.consumer({
-        groupId: app.id,
-        fromBeginning: app.settings.autoOffsetReset !== 'latest',
-        standbyReplicas: Math.max(0, ...app.tables.map((t) => t.options.standbyReplicas ?? 0)),
-      })
-      await this.consumer.start(topics, {
-        onAssign: (tps) => this.rooms.rebalance.onAssign(tps),
-        onRevoke: (tps) => this.rooms.rebalance.onRevoke(tps),
-        onBatch: (batch) => this.rooms.conductor.onBatch(batch),
-        onLost: (err) => {
-          this.logger.error('the consumer is gone; the worker stops without committing', { err })
-          void this.crash(err)
-        },
-      })
-    } else {
-      // No stream to read: the worker leads itself, and owns every table partition.
-      this.rooms.rebalance.leader = true
-      await this.rooms.rebalance.recoverTables(null)
-    }
+    // Every worker joins the group, one that reads no stream too: the leader topic's one
+    // partition makes exactly one of them the leader (onLeader timers, crontabs and tasks).
+    topics.push(this.leaderTopic)
+    this.consumer = this.transport.consumer({
+      groupId: app.id,
+      fromBeginning: app.settings.autoOffsetReset !== 'latest',
+      standbyReplicas: Math.max(0, ...app.tables.map((t) => t.options.standbyReplicas ?? 0)),
+    })
+    await this.consumer.start(topics, {
+      onAssign: (tps) => this.rooms.rebalance.onAssign(tps),
+      onRevoke: (tps) => this.rooms.rebalance.onRevoke(tps),
+      onBatch: (batch) => this.rooms.conductor.onBatch(batch),
+      onLost: (err) => {
+        this.logger.error('the consumer is gone; the worker stops without committing', { err })
+        void this.crash(err)
+      },
+    })
+    // No stream shards the tables: the worker owns every table partition.
+    if (!reads) await this.rooms.rebalance.recoverTables(null)
     // An actor may have crashed the worker while it was starting (an agent body that throws
     // before reading): report that instead of coming up as a running zombie.
     this.assertAlive()
