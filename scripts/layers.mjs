@@ -19,6 +19,7 @@ export const LAYERS = {
   streams: 3,
   tables: 3,
   agents: 3,
+  joins: 3,
   web: 4,
   worker: 5,
   app: 6,
@@ -27,7 +28,7 @@ export const LAYERS = {
 }
 
 /** The model: these folders may import each other, though not in a cycle of folders. */
-export const MODEL = ['topics', 'stores', 'streams', 'tables', 'agents']
+export const MODEL = ['topics', 'stores', 'streams', 'tables', 'agents', 'joins']
 
 /**
  * What the model may import besides base and other model folders: the contracts, never a

@@ -34,6 +34,7 @@ export { HEADERS } from './base/headers.js'
 export type { Logger, LogLevel } from './base/logger.js'
 export { consoleLogger } from './base/logger.js'
 export type { CrontabOptions, TimerOptions } from './base/schedule.js'
+export type { JoinResult, JoinType, StreamJoinOptions } from './joins/joinOptions.js'
 export type { MonitorOptions } from './sensors/monitor.js'
 export { Monitor } from './sensors/monitor.js'
 export type {

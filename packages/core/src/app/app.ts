@@ -7,6 +7,8 @@ import type { Logger } from '../base/logger.js'
 import { consoleLogger } from '../base/logger.js'
 import type { CrontabOptions, TimerOptions } from '../base/schedule.js'
 import { parseCron } from '../base/schedule.js'
+import type { JoinResult, StreamJoinOptions } from '../joins/joinOptions.js'
+import { declareStreamJoin } from '../joins/streamJoin.js'
 import { Monitor } from '../sensors/monitor.js'
 import { SensorSet } from '../sensors/sensorSet.js'
 import { resolveStore } from '../stores/resolveStore.js'
@@ -128,6 +130,21 @@ export class App implements WorkerHost, JoinHost {
     const t = new Table<K, V>(name, options, this)
     this.tables.push(t)
     return t
+  }
+
+  /**
+   * A windowed stream-stream join: events of `left` and `right` whose keys are equal and whose
+   * event times differ by at most `withinMs` make a `{ left, right }` (a left join also answers
+   * `{ left, right: null }` for a left event nothing joined). Both topics must be co-partitioned.
+   * Returns the internal topic of the results, `<id>-<name>-join`, for an agent to read. See
+   * docs/joins.md.
+   */
+  join<K, L, R>(
+    left: Topic<K, L>,
+    right: Topic<K, R>,
+    options: StreamJoinOptions,
+  ): Topic<K, JoinResult<L, R>> {
+    return declareStreamJoin(this, left, right, options)
   }
 
   /** Runs `fn` every `ms` (app clock) while the worker runs; `onLeader` runs it on one worker only. */
