@@ -222,6 +222,16 @@ describe('stream-stream join', () => {
     expect(j.results(t).at(-1)).toBe('h o400 -')
   })
 
+  it('left: the first right event of a partition answers the left events it has passed', async () => {
+    const j = payments('left')
+    const t = await start(j.app)
+    await j.send(t, 'orders', 'a', 0)
+    await t.settle()
+    await j.send(t, 'payments', 'b', 1501)
+    await t.settle()
+    expect(j.results(t)).toEqual(['a o0 -'])
+  })
+
   it('checks co-partitioning: where the join is declared, and on the broker at the first event', async () => {
     const app = new App({ id: 'pay-bad', logger: 'silent' })
     const orders = app.topic<string, Ev>('orders', { partitions: 2 })

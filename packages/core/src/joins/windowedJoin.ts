@@ -115,7 +115,7 @@ export class WindowedJoin<K, L, R> {
     // Expiry first, written before the event's own join: a retry of the event finds this side's
     // time moved already and does not answer these misses twice.
     const misses =
-      before !== null && now > before ? await this.expire(other(side), index, partition, now) : []
+      before === null || now > before ? await this.expire(other(side), index, partition, now) : []
     if (clock === undefined || clock[side] !== now || clock.owner !== index.owner) {
       const next: JoinClock = { left: clock?.left ?? null, right: clock?.right ?? null, owner: index.owner }
       next[side] = now
