@@ -280,10 +280,12 @@ describeKafka('the mephisto CLI on Kafka', () => {
     expect(dry.stdout).toContain(`${n.id}-major-count-changelog`)
     const reset = await mephisto(['-A', appModule, 'reset', '--topics', '--yes'], { env: n.env })
     expect(reset.code, reset.stderr).toBe(0)
-    expect(reset.stdout).toContain(`deleted 4 topic(s)`)
+    expect(reset.stdout).toContain(`deleted 5 topic(s)`)
     for (const t of [
       `${n.id}-major-count-changelog`,
       `${n.id}-major-count-per-minute-changelog`,
+      // The windowed table's stream time (tables/windowTime.ts).
+      `${n.id}-major-count-per-minute-window-time-changelog`,
       n.count,
       `${n.id}-__leader`,
     ]) {
