@@ -7,7 +7,7 @@
 // ---------------------------------------------------------------------------------------------
 export type { AgentFn, AgentOptions, AskOptions, ErrorAction, ErrorHandler, Sink } from './agents/agent.js'
 export { Agent } from './agents/agent.js'
-export type { StartOptions } from './app/app.js'
+export type { StartOptions, TaskOptions } from './app/app.js'
 export { App } from './app/app.js'
 export type {
   AppOptions,
@@ -52,6 +52,10 @@ export type { PartitionOption, TableOptions } from './tables/table.js'
 export { Table } from './tables/table.js'
 export type { LateEventPolicy, Window, WindowOptions } from './tables/windowed.js'
 export { WindowedTable } from './tables/windowed.js'
+export type { SessionOptions } from './tables/sessionWindows.js'
+export { SessionWindowedTable } from './tables/sessionWindows.js'
+export { SlidingWindowedTable } from './tables/slidingWindows.js'
+export type { WindowView } from './tables/windowView.js'
 export type { Codec, CodecLike } from './topics/codec.js'
 export { bytes, json, string } from './topics/codec.js'
 export type { Message, TopicOptions } from './topics/topic.js'

@@ -37,3 +37,25 @@ describe('one leader, always', () => {
     expect(runs[0]).not.toBe(leader)
   })
 })
+
+describe('app.task(fn, { onLeader: true })', () => {
+  it('runs once, on the leader; when the leader goes, once more on the new one', async () => {
+    const runs: string[] = []
+    const make = (name: string) => {
+      const app = new App({ id: 'leader-task', logger: 'silent' })
+      app.task(() => void runs.push(`leader:${name}`), { onLeader: true })
+      app.task(() => void runs.push(`every:${name}`))
+      return app
+    }
+    const first = await TestApp.start(make('w0'))
+    running = [first]
+    running.push(await TestApp.start(make('w1'), { broker: first.broker, clock: first.clock }))
+    for (const t of running) await t.settle()
+    const leaders = runs.filter((r) => r.startsWith('leader:'))
+    expect(leaders).toEqual(['leader:w0'])
+    expect(runs.filter((r) => r.startsWith('every:')).sort()).toEqual(['every:w0', 'every:w1'])
+    await first.crash()
+    await running[1]!.settle()
+    expect(runs.filter((r) => r.startsWith('leader:'))).toEqual(['leader:w0', 'leader:w1'])
+  })
+})

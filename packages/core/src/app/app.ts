@@ -7,6 +7,7 @@ import type { Logger } from '../base/logger.js'
 import { consoleLogger } from '../base/logger.js'
 import type { CrontabOptions, TimerOptions } from '../base/schedule.js'
 import { parseCron } from '../base/schedule.js'
+import type { TopicPartition } from '../base/topicPartition.js'
 import type { JoinResult, StreamJoinOptions } from '../joins/joinOptions.js'
 import { declareStreamJoin } from '../joins/streamJoin.js'
 import { Monitor } from '../sensors/monitor.js'
@@ -24,7 +25,7 @@ import type { RecordMetadata, Transport } from '../transport/transport.js'
 import type { PageHandler } from '../web/page.js'
 import { parseRoute, splitPath } from '../web/route.js'
 import type { PageRoute } from '../web/webHost.js'
-import type { CrontabDef, Replaceable, TimerDef, WorkerHost } from '../worker/host.js'
+import type { CrontabDef, PartitionHooks, Replaceable, TimerDef, WorkerHost } from '../worker/host.js'
 import { Worker } from '../worker/worker.js'
 import type { AppOptions, AppSettings } from './options.js'
 import { DEFAULTS, resolveAppOptions } from './options.js'
@@ -47,6 +48,12 @@ const RESERVED_PAGE_ROOTS = new Set(['health', 'stats', 'agents', 'topics', 'tab
  * A Mephisto application: declare topics, agents, tables and timers on it, then `start()` a
  * worker. The same definitions run on Kafka, on the memory broker and in the testkit.
  */
+/** `app.task(fn, options)` */
+export interface TaskOptions {
+  /** Run on the leader only (see App.task). */
+  onLeader?: boolean
+}
+
 export class App implements WorkerHost, JoinHost {
   readonly id: string
   /** The options as given. */
@@ -63,6 +70,8 @@ export class App implements WorkerHost, JoinHost {
   /** @internal */ readonly timers: TimerDef[] = []
   /** @internal */ readonly crontabs: CrontabDef[] = []
   /** @internal */ readonly tasks: (() => unknown)[] = []
+  /** @internal `app.task(fn, { onLeader: true })` */ readonly leaderTasks: (() => unknown)[] = []
+  /** @internal */ readonly partitionHooks: PartitionHooks = { assigned: [], revoked: [] }
   /** @internal */ readonly pages: PageRoute[] = []
   /** @internal */ worker: Worker | undefined
   private channelSeq = 0
@@ -160,9 +169,31 @@ export class App implements WorkerHost, JoinHost {
     this.crontabs.push({ expr, fn, options })
   }
 
-  /** Runs `fn` once, when the worker is ready. */
-  task(fn: () => unknown): void {
-    this.tasks.push(fn)
+  /**
+   * Runs `fn` once, when the worker is ready. With `onLeader`, only on the worker that leads the
+   * group (one of all the app's workers): when it is ready, or later when it becomes the leader.
+   */
+  task(fn: () => unknown, options: TaskOptions = {}): void {
+    if (options.onLeader) this.leaderTasks.push(fn)
+    else this.tasks.push(fn)
+  }
+
+  /**
+   * Awaited each time this worker is given partitions: after its tables have recovered them and
+   * before any of their events is processed (to warm a cache or open a connection per partition).
+   * An error is logged; the partitions are processed all the same.
+   */
+  onPartitionsAssigned(fn: (partitions: TopicPartition[]) => unknown): void {
+    this.partitionHooks.assigned.push(fn)
+  }
+
+  /**
+   * Awaited each time partitions are taken from this worker: after their events in progress
+   * finished and were committed, before another worker processes them (to flush per-partition
+   * resources). An error is logged.
+   */
+  onPartitionsRevoked(fn: (partitions: TopicPartition[]) => unknown): void {
+    this.partitionHooks.revoked.push(fn)
   }
 
   /**

@@ -6,6 +6,7 @@
 import type { Clock } from '../base/clock.js'
 import type { Logger } from '../base/logger.js'
 import type { CrontabOptions, TimerOptions } from '../base/schedule.js'
+import type { TopicPartition } from '../base/topicPartition.js'
 import type { Store } from '../stores/store.js'
 import type { TopicSender } from '../topics/topic.js'
 import type { Transport } from '../transport/transport.js'
@@ -24,6 +25,12 @@ export interface CrontabDef {
   expr: string
   fn: () => unknown
   options: CrontabOptions
+}
+
+/** `app.onPartitionsAssigned` / `onPartitionsRevoked` hooks, in declaration order. */
+export interface PartitionHooks {
+  readonly assigned: ((partitions: TopicPartition[]) => unknown)[]
+  readonly revoked: ((partitions: TopicPartition[]) => unknown)[]
 }
 
 /** The app's options the worker runs by, every default already filled in (app/options.ts). */
@@ -60,6 +67,9 @@ export interface WorkerHost extends WebApp, TopicSender {
   readonly timers: readonly TimerDef[]
   readonly crontabs: readonly CrontabDef[]
   readonly tasks: readonly (() => unknown)[]
+  /** Tasks for the leader only: run once per worker, when it is ready and leads. */
+  readonly leaderTasks: readonly (() => unknown)[]
+  readonly partitionHooks: PartitionHooks
   /**
    * A transaction or a flush of `worker` failed: the app aborts it (what was not committed is
    * dropped, as in a crash) and starts a new worker, which recovers from the last commit.

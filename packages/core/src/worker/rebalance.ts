@@ -14,7 +14,7 @@ import type { TableState } from '../tables/tableState.js'
 import type { Transport, TransportConsumer } from '../transport/transport.js'
 import type { Committer } from './committer.js'
 import type { Conductor } from './conductor.js'
-import type { WorkerSettings } from './host.js'
+import type { PartitionHooks, WorkerSettings } from './host.js'
 import type { AssignedPartitions, PartitionTracker } from './partitions.js'
 import type { WorkerStatus } from './state.js'
 import type { Transactions } from './transactions.js'
@@ -32,7 +32,11 @@ export interface RebalanceDeps {
   /** Exactly-once only. */
   readonly transactions: Transactions | undefined
   readonly leaderTopic: string
+  /** The app's `onPartitionsAssigned` / `onPartitionsRevoked` hooks. */
+  readonly hooks: PartitionHooks
   consumer(): TransportConsumer | undefined
+  /** This worker has just become the group's leader. */
+  becameLeader(): void
   /** Actors holding a partial `take()` batch hand it over. */
   flushBatches(): void
 }
@@ -61,16 +65,35 @@ export class Rebalance {
       for (const tp of tps) {
         if (tp.topic === leaderTopic) {
           this.leader = true
+          this.deps.becameLeader()
           continue
         }
         partitions.add(tp, committedBy.get(tpKey(tp.topic, tp.partition)) ?? -1)
         numbers.add(tp.partition)
       }
       await this.recoverTables([...numbers])
+      await this.runHooks('onPartitionsAssigned', this.deps.hooks.assigned, tps)
       sensors.onAssignmentCompleted(state, tps)
     } catch (err) {
       sensors.onAssignmentError(state, err)
       throw err
+    }
+  }
+
+  /** Awaits the app's hooks one by one with the partitions of its topics (not the leader topic's). */
+  private async runHooks(
+    name: string,
+    hooks: readonly ((partitions: TopicPartition[]) => unknown)[],
+    tps: TopicPartition[],
+  ): Promise<void> {
+    const mine = tps.filter((tp) => tp.topic !== this.deps.leaderTopic)
+    if (hooks.length === 0 || mine.length === 0) return
+    for (const hook of hooks) {
+      try {
+        await hook(mine)
+      } catch (err) {
+        this.deps.logger.error(`${name} hook failed; the partitions are processed all the same`, { err })
+      }
     }
   }
 
@@ -140,6 +163,7 @@ export class Rebalance {
         for (const p of released) if (ts.owns(p)) await ts.release(p)
       }
       for (const p of released) await this.deps.transactions?.release(p)
+      await this.runHooks('onPartitionsRevoked', this.deps.hooks.revoked, tps)
       sensors.onRebalanceEnd(state)
     }
   }

@@ -14,6 +14,7 @@ import { Conductor } from './conductor.js'
 import { DeadLetters } from './deadLetters.js'
 import type { WorkerHost } from './host.js'
 import { Jobs } from './jobs.js'
+import { LeaderTasks } from './leaderTasks.js'
 import { Outbox } from './outbox.js'
 import { AssignedPartitions } from './partitions.js'
 import { Rebalance } from './rebalance.js'
@@ -34,6 +35,7 @@ export interface Rooms {
   readonly conductor: Conductor
   readonly rebalance: Rebalance
   readonly jobs: Jobs
+  readonly leaderTasks: LeaderTasks
 }
 
 /** What the worker gives its rooms. */
@@ -136,9 +138,12 @@ export function buildRooms(ctx: RoomsContext): Rooms {
     committer: rooms.committer,
     transactions,
     leaderTopic,
+    hooks: host.partitionHooks,
     consumer,
     flushBatches,
+    becameLeader: () => rooms.leaderTasks.becameLeader(),
   })
   rooms.jobs = new Jobs(clock, logger, () => rooms.rebalance.leader)
+  rooms.leaderTasks = new LeaderTasks(() => rooms.jobs.tasks(host.leaderTasks))
   return rooms
 }

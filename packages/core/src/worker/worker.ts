@@ -187,6 +187,7 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
       )
     }
     this.rooms.jobs.tasks(app.tasks)
+    this.rooms.leaderTasks.started()
     this.logger.info(`worker ready`, {
       app: app.id,
       broker: this.transport.url,
