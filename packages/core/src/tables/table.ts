@@ -4,11 +4,17 @@ import { actorContext, refuseIfAbandoned } from '../streams/context.js'
 import type { Codec, CodecLike } from '../topics/codec.js'
 import { json, resolveCodec, string } from '../topics/codec.js'
 import { murmur2 } from '../transport/partitioner.js'
+import type { SessionIndexRecord, SessionOptions } from './sessionWindows.js'
+import { SessionWindowedTable } from './sessionWindows.js'
+import type { SlidingIndexRecord } from './slidingWindows.js'
+import { SlidingWindowedTable } from './slidingWindows.js'
 import type { TableSpec, TableState } from './tableState.js'
 import type { Window, WindowedSource, WindowOptions } from './windowed.js'
 import { WindowedTable, windowSettings } from './windowed.js'
+import { WindowIndex } from './windowIndex.js'
 import type { PartitionTime } from './windowTime.js'
 import { WindowTime } from './windowTime.js'
+import type { WindowView } from './windowView.js'
 
 /**
  * What a changelog record takes beyond its key and value: the record batch header (61 bytes) and
@@ -134,8 +140,13 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
     this.defaultFn = options.default
   }
 
-  /** @internal The windowed views whose windows the worker expires. */
-  readonly windows: WindowedTable<K, V>[] = []
+  /** @internal Every windowed view of the table: the worker runs their close passes. */
+  readonly windowViews: WindowView[] = []
+
+  /** @internal The tumbling and hopping views (what the CLI describes as `sizeMs`/`stepMs`). */
+  get windows(): WindowedTable<K, V>[] {
+    return this.windowViews.filter((v): v is WindowedTable<K, V> => v instanceof WindowedTable)
+  }
 
   /**
    * A view with one value per key per fixed, non-overlapping window of `sizeMs`. Use the table
@@ -149,7 +160,36 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
   hopping(sizeMs: number, stepMs: number, options: WindowOptions = {}): WindowedTable<K, V> {
     const settings = windowSettings(this.name, sizeMs, options)
     const w = new WindowedTable(this, sizeMs, stepMs, settings, this.windowTime(settings.idleMs))
-    this.windows.push(w)
+    this.windowViews.push(w)
+    return w
+  }
+
+  /**
+   * A view with one value per key per session: events of a key closer than `gapMs` in event time
+   * make one session, `[first event, last event + gapMs)`; an event between two sessions merges
+   * them with `options.merge`. Closes by stream time like tumbling windows (`graceMs` defaults to
+   * `gapMs`).
+   */
+  session(gapMs: number, options: SessionOptions<V>): SessionWindowedTable<K, V> {
+    const settings = windowSettings(this.name, gapMs, options)
+    const time = this.windowTime(settings.idleMs)
+    const index = this.windowIndex<SessionIndexRecord>()
+    const w = new SessionWindowedTable(this, gapMs, options?.merge, settings, time, index)
+    this.windowViews.push(w)
+    return w
+  }
+
+  /**
+   * A view with one value per key per sliding window (Kafka Streams' SlidingWindows): events at
+   * most `sizeMs` apart share a window; there is a window ending at each event, and one starting
+   * just after each event while later events fall in it. `graceMs` defaults to `sizeMs`.
+   */
+  sliding(sizeMs: number, options: WindowOptions = {}): SlidingWindowedTable<K, V> {
+    const settings = windowSettings(this.name, sizeMs, options)
+    const time = this.windowTime(settings.idleMs)
+    const index = this.windowIndex<SlidingIndexRecord>()
+    const w = new SlidingWindowedTable(this, sizeMs, settings, time, index)
+    this.windowViews.push(w)
     return w
   }
 
@@ -168,6 +208,23 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
     })
     this.time = new WindowTime(companion, idleMs)
     return this.time
+  }
+
+  /**
+   * The key index of a session or sliding view (where each key's windows are), kept in a companion
+   * table `<name>-window-index` in this table's store, with its own changelog.
+   */
+  private windowIndex<R>(): WindowIndex<R> {
+    if (this.windowViews.some((v) => v instanceof SessionWindowedTable || v instanceof SlidingWindowedTable))
+      throw new ConfigurationError(
+        `table ${this.name} already has a session or sliding view: give each windowed view its own table`,
+      )
+    const companion = this.host.table<string, R>(`${this.name}-window-index`, {
+      partitions: this.options.partitions ?? this.host.topicPartitions,
+      ...(this.options.store !== undefined && { store: this.options.store }),
+      internal: true,
+    })
+    return new WindowIndex(companion)
   }
 
   /** `<app>-<table>-changelog` */

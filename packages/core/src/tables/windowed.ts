@@ -1,8 +1,9 @@
-import { ConfigurationError, MephistoError } from '../base/errors.js'
-import { actorContext } from '../streams/context.js'
+import { ConfigurationError } from '../base/errors.js'
 import type { TableState } from './tableState.js'
 import { parseWindowKey, windowKey, windowPrefix } from './windowKeys.js'
 import type { WindowTime } from './windowTime.js'
+import type { Relative, WindowView } from './windowView.js'
+import { closeEvery, duration, lateEventError, relativeTime } from './windowView.js'
 
 /** A time window: `[start, end)` in ms. */
 export interface Window {
@@ -81,8 +82,6 @@ export interface WindowedSource<K, V> {
   readPartition(storageKey: string, options: undefined | { partition?: number }): number
 }
 
-type Relative = { kind: 'stream' } | { kind: 'now' } | { kind: 'field'; fn: (value: any) => number }
-
 /**
  * A windowed view of a table: each key has one value per time window. Windows are assigned by
  * event time (the event's timestamp) unless the view is `relativeToNow()` or
@@ -93,7 +92,7 @@ type Relative = { kind: 'stream' } | { kind: 'now' } | { kind: 'field'; fn: (val
  * Late events: a write to a window that has closed is not applied (it would resurrect a window
  * that `onWindowClose` already reported); see {@link WindowOptions.lateEvents}.
  */
-export class WindowedTable<K, V> {
+export class WindowedTable<K, V> implements WindowView {
   /** @internal Asks for a close pass soon (set by the worker running it; none outside one). */
   closeSoon: (() => void) | undefined
 
@@ -123,6 +122,18 @@ export class WindowedTable<K, V> {
   /** The old name of {@link graceMs}. */
   get expiresMs(): number {
     return this.settings.graceMs
+  }
+
+  describe(): string {
+    const grace = `(grace ${duration(this.graceMs)})`
+    return this.stepMs === this.sizeMs
+      ? `tumbling ${duration(this.sizeMs)} ${grace}`
+      : `hopping ${duration(this.sizeMs)} every ${duration(this.stepMs)} ${grace}`
+  }
+
+  /** @internal How often the close pass runs on the timer. */
+  get closeEveryMs(): number {
+    return closeEvery(this.stepMs, this.graceMs)
   }
 
   /** Windows by the time of the event being processed (the default). */
@@ -281,13 +292,8 @@ export class WindowedTable<K, V> {
   private late(state: TableState<K, V>, key: K, time: number, partition: number): false {
     state.sensors.onLateEvent(this.table.name)
     if (this.settings.lateEvents === 'deadLetter') {
-      throw new MephistoError(
-        'LATE_EVENT',
-        `table ${this.table.name}: a write for key ${JSON.stringify(key) ?? String(key)} at ${iso(time)} is late: ` +
-          `its windows closed when the stream time of partition ${partition} reached ` +
-          `${iso(this.time.lateMark(partition))} (graceMs ${this.settings.graceMs}); lateEvents is 'deadLetter'`,
-        { retriable: false },
-      )
+      const mark = this.time.lateMark(partition)
+      throw lateEventError(this.table.name, key, time, partition, mark, this.settings.graceMs)
     }
     return false
   }
@@ -306,16 +312,7 @@ export class WindowedTable<K, V> {
   }
 
   private relativeTime(): number {
-    const event = actorContext.getStore()?.event
-    switch (this.relative.kind) {
-      case 'now':
-        return this.state().clock.now()
-      case 'field':
-        if (event) return this.relative.fn(event.value)
-        return this.state().clock.now()
-      default:
-        return event ? event.timestamp : this.state().clock.now()
-    }
+    return relativeTime(this.relative, this.state().clock)
   }
 
   private partition(key: K): number {
@@ -335,8 +332,4 @@ export class WindowedTable<K, V> {
     Object.defineProperty(view, 'closeSoon', { get: () => this.closeSoon })
     return view
   }
-}
-
-function iso(ms: number): string {
-  return Number.isFinite(ms) && Math.abs(ms) < 8.64e15 ? new Date(ms).toISOString() : String(ms)
 }

@@ -54,15 +54,15 @@ export class Jobs {
   }
 
   /**
-   * Windows close by stream time: a close pass runs soon after a write moves a partition's stream
-   * time a step on, and on a timer (for partitions gone idle, which close by the clock).
+   * Windows close by stream time: every windowed view (tumbling, hopping, session, sliding) has a
+   * close pass that runs soon when a write moves stream time to a window's close, and on a timer
+   * (for partitions gone idle, which close by the clock).
    */
   windows(tables: readonly Table<any, any>[]): void {
     for (const t of tables) {
-      for (const w of t.windows) {
+      for (const w of t.windowViews) {
         const name = `windows(${t.name})`
-        const every = Math.max(1, Math.min(w.stepMs, w.graceMs || w.stepMs, 10_000))
-        this.scheduler.every(every, name, () => w.expire())
+        this.scheduler.every(w.closeEveryMs, name, () => w.expire())
         w.closeSoon = this.coalesced(name, () => w.expire())
       }
     }
