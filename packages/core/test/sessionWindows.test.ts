@@ -217,6 +217,30 @@ describe('session windows', () => {
     expect(reported(s.closed)).toEqual(['a 0-10000 [0]'])
   })
 
+  it('relativeToNow: sessions by the app clock when the write happens, whatever the event carries', async () => {
+    const app = new App({ id: 'sessions-now', logger: 'silent' })
+    const visits = app.topic<string, Visit>('visits', { partitions: 1 })
+    const view = app
+      .table<string, number>('visits-now', { default: () => 0, partitions: 1 })
+      .session(GAP, { merge: (a, b) => a + b })
+      .relativeToNow()
+    app.agent(visits, async (stream) => {
+      for await (const v of stream) await view.update(v.user, (n) => n + 1)
+    })
+    t = await TestApp.start(app, { now: 1_000_000 })
+    await t.send(visits, { key: 'a', value: { user: 'a', at: 0 } })
+    await t.advance(GAP - 1)
+    await t.send(visits, { key: 'a', value: { user: 'a', at: 0 } })
+    await t.advance(GAP)
+    await t.send(visits, { key: 'a', value: { user: 'a', at: 0 } })
+    await t.settle()
+    expect((await view.items('a')).map(([w, n]) => [w.start - 1_000_000, w.end - 1_000_000, n])).toEqual([
+      [0, 2 * GAP - 1, 2],
+      [2 * GAP - 1, 3 * GAP - 1, 1],
+    ])
+    expect(await view.now('a')).toBe(1)
+  })
+
   it('a crash mid-stream under exactly-once resumes exactly: every session once, with its exact visits', async () => {
     const s = visitsPerSession({ graceMs: 5 * SECOND, guarantee: 'exactly_once' })
     const events = burstyVisits()
