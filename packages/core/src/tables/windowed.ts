@@ -283,10 +283,17 @@ export class WindowedTable<K, V> implements WindowView {
     const before = this.time.get(partition)
     this.time.advance(partition, time, clock)
     const mark = this.time.lateMark(partition)
-    // Stream time moved a step past what was closed: some windows may close now.
+    // Stream time reached the close of the next window after what was closed: a pass now reports
+    // it (windows close at start + size + grace, their starts multiples of the step).
     const streamTime = Math.max(time, before.streamTime ?? time)
-    if (before.closedTo === null || streamTime - before.closedTo >= this.stepMs) this.closeSoon?.()
+    if (before.closedTo === null || streamTime >= this.nextClose(before.closedTo)) this.closeSoon?.()
     return this.windowsAt(time).filter((w) => w.end + this.settings.graceMs > mark)
+  }
+
+  /** The earliest stream time after `closedTo` at which a window closes. */
+  private nextClose(closedTo: number): number {
+    const offset = this.sizeMs + this.settings.graceMs
+    return Math.floor((closedTo - offset) / this.stepMs) * this.stepMs + this.stepMs + offset
   }
 
   private late(state: TableState<K, V>, key: K, time: number, partition: number): false {
