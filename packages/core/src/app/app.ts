@@ -156,6 +156,18 @@ export class App implements WorkerHost, JoinHost {
     return declareStreamJoin(this, left, right, options)
   }
 
+  /**
+   * Declares a global table: every worker holds all of it and reads it locally (the lookup side
+   * of an enrichment), recovered before the worker reports ready and kept current by following
+   * its changelog every `standbyIntervalMs`. Any worker may write it; a key lives in the partition
+   * its hash names, and the others see the write once it is committed and followed.
+   */
+  globalTable<K = string, V = unknown>(name: string, options: TableOptions<K, V> = {}): Table<K, V> {
+    if (options.standbyReplicas)
+      throw new ConfigurationError(`global table ${name}: every worker holds all of it; standbyReplicas does not apply`)
+    return this.table(name, { ...options, global: true })
+  }
+
   /** Runs `fn` every `ms` (app clock) while the worker runs; `onLeader` runs it on one worker only. */
   timer(ms: number, fn: () => unknown, options: TimerOptions = {}): void {
     if (!(ms > 0)) throw new ConfigurationError('app.timer(ms, fn): ms must be positive')

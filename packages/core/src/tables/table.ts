@@ -4,16 +4,12 @@ import { actorContext, refuseIfAbandoned } from '../streams/context.js'
 import type { Codec, CodecLike } from '../topics/codec.js'
 import { json, resolveCodec, string } from '../topics/codec.js'
 import { murmur2 } from '../transport/partitioner.js'
-import type { SessionIndexRecord, SessionOptions } from './sessionWindows.js'
-import { SessionWindowedTable } from './sessionWindows.js'
-import type { SlidingIndexRecord } from './slidingWindows.js'
-import { SlidingWindowedTable } from './slidingWindows.js'
+import type { SessionOptions, SessionWindowedTable } from './sessionWindows.js'
+import type { SlidingWindowedTable } from './slidingWindows.js'
 import type { TableSpec, TableState } from './tableState.js'
+import { TableWindows } from './tableWindows.js'
 import type { Window, WindowedSource, WindowOptions } from './windowed.js'
-import { WindowedTable, windowSettings } from './windowed.js'
-import { WindowIndex } from './windowIndex.js'
-import type { PartitionTime } from './windowTime.js'
-import { WindowTime } from './windowTime.js'
+import { WindowedTable } from './windowed.js'
 import type { WindowView } from './windowView.js'
 
 /**
@@ -140,12 +136,23 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
     this.defaultFn = options.default
   }
 
+  /** @internal The table's windowed views and their companion tables. */
+  private readonly windowing = new TableWindows<K, V>(this, (suffix, store) =>
+    this.host.table(`${this.name}-${suffix}`, {
+      partitions: this.partitions,
+      ...((store ?? this.options.store) !== undefined && { store: store ?? this.options.store }),
+      internal: true,
+    }),
+  )
+
   /** @internal Every windowed view of the table: the worker runs their close passes. */
-  readonly windowViews: WindowView[] = []
+  get windowViews(): readonly WindowView[] {
+    return this.windowing.views
+  }
 
   /** @internal The tumbling and hopping views (what the CLI describes as `sizeMs`/`stepMs`). */
   get windows(): WindowedTable<K, V>[] {
-    return this.windowViews.filter((v): v is WindowedTable<K, V> => v instanceof WindowedTable)
+    return this.windowing.views.filter((v): v is WindowedTable<K, V> => v instanceof WindowedTable)
   }
 
   /**
@@ -153,78 +160,30 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
    * only through its windowed views.
    */
   tumbling(sizeMs: number, options: WindowOptions = {}): WindowedTable<K, V> {
-    return this.hopping(sizeMs, sizeMs, options)
+    return this.windowing.hopping(sizeMs, sizeMs, options)
   }
 
   /** A view with one value per key per window of `sizeMs`, a new window every `stepMs`. */
   hopping(sizeMs: number, stepMs: number, options: WindowOptions = {}): WindowedTable<K, V> {
-    const settings = windowSettings(this.name, sizeMs, options)
-    const w = new WindowedTable(this, sizeMs, stepMs, settings, this.windowTime(settings.idleMs))
-    this.windowViews.push(w)
-    return w
+    return this.windowing.hopping(sizeMs, stepMs, options)
   }
 
   /**
    * A view with one value per key per session: events of a key closer than `gapMs` in event time
    * make one session, `[first event, last event + gapMs)`; an event between two sessions merges
-   * them with `options.merge`. Closes by stream time like tumbling windows (`graceMs` defaults to
-   * `gapMs`).
+   * them with `options.merge`. `graceMs` defaults to `gapMs`.
    */
   session(gapMs: number, options: SessionOptions<V>): SessionWindowedTable<K, V> {
-    const settings = windowSettings(this.name, gapMs, options)
-    const time = this.windowTime(settings.idleMs)
-    const index = this.windowIndex<SessionIndexRecord>()
-    const w = new SessionWindowedTable(this, gapMs, options?.merge, settings, time, index)
-    this.windowViews.push(w)
-    return w
+    return this.windowing.session(gapMs, options)
   }
 
   /**
    * A view with one value per key per sliding window (Kafka Streams' SlidingWindows): events at
-   * most `sizeMs` apart share a window; there is a window ending at each event, and one starting
-   * just after each event while later events fall in it. `graceMs` defaults to `sizeMs`.
+   * most `sizeMs` apart share a window, one ending at each event and one starting just after each
+   * event while later events fall in it. `graceMs` defaults to `sizeMs`.
    */
   sliding(sizeMs: number, options: WindowOptions = {}): SlidingWindowedTable<K, V> {
-    const settings = windowSettings(this.name, sizeMs, options)
-    const time = this.windowTime(settings.idleMs)
-    const index = this.windowIndex<SlidingIndexRecord>()
-    const w = new SlidingWindowedTable(this, sizeMs, settings, time, index)
-    this.windowViews.push(w)
-    return w
-  }
-
-  private time: WindowTime | undefined
-
-  /**
-   * The stream time of this table's windows, kept in a companion table `<name>-window-time` (in
-   * memory, with its own changelog), shared by every windowed view of this table.
-   */
-  private windowTime(idleMs: number): WindowTime {
-    if (this.time) return this.time
-    const companion = this.host.table<string, PartitionTime>(`${this.name}-window-time`, {
-      partitions: this.options.partitions ?? this.host.topicPartitions,
-      store: 'memory://',
-      internal: true,
-    })
-    this.time = new WindowTime(companion, idleMs)
-    return this.time
-  }
-
-  /**
-   * The key index of a session or sliding view (where each key's windows are), kept in a companion
-   * table `<name>-window-index` in this table's store, with its own changelog.
-   */
-  private windowIndex<R>(): WindowIndex<R> {
-    if (this.windowViews.some((v) => v instanceof SessionWindowedTable || v instanceof SlidingWindowedTable))
-      throw new ConfigurationError(
-        `table ${this.name} already has a session or sliding view: give each windowed view its own table`,
-      )
-    const companion = this.host.table<string, R>(`${this.name}-window-index`, {
-      partitions: this.options.partitions ?? this.host.topicPartitions,
-      ...(this.options.store !== undefined && { store: this.options.store }),
-      internal: true,
-    })
-    return new WindowIndex(companion)
+    return this.windowing.sliding(sizeMs, options)
   }
 
   /** `<app>-<table>-changelog` */

@@ -43,7 +43,7 @@ export interface TableSpec<K, V> {
   readonly changelogTopic: string
   readonly keyCodec: Codec<K>
   readonly valueCodec: Codec<V>
-  readonly options: { readonly standbyReplicas?: number }
+  readonly options: { readonly standbyReplicas?: number; readonly global?: boolean }
   /** The largest changelog record (encoded key plus value) a write may make. */
   readonly maxValueBytes: number
   /** The value codec as text, when it is the default JSON codec (what its bytes are the UTF-8 of). */
@@ -269,7 +269,10 @@ export class TableState<K, V> {
       const batch: StoreWrite<V>[] = []
       for (const [key, v] of writes) batch.push({ key, value: v === DELETED ? undefined : v.value })
       // Only owned partitions are kept; a revoked one was flushed to the changelog, which is enough.
-      if (this.owned.has(partition)) await this.store.write(partition, batch, offsets.get(partition) ?? -1)
+      // A global table's changelog has other writers: its applied offset moves only by reading
+      // the changelog (refresh), or the others' records before this one would be skipped.
+      const applied = this.table.options.global ? -1 : (offsets.get(partition) ?? -1)
+      if (this.owned.has(partition)) await this.store.write(partition, batch, applied)
       // Dropped only once its own write landed: reads of a partition still waiting for its turn
       // must keep seeing these values, not the store's older ones.
       this.flushing.delete(partition)
@@ -378,6 +381,14 @@ export class TableState<K, V> {
         this.sensors.onRecoveryProgress(this.table.name, partition, Math.min(replayed, total), total)
     })
     return replayed
+  }
+
+  /**
+   * A global table: applies what the changelog of an owned partition has gained since last time
+   * (the writes of the other workers, and this worker's own, in log order). Returns records applied.
+   */
+  async refresh(transport: Transport, partition: number): Promise<number> {
+    return this.exclusive(partition, () => this.catchUp(transport, partition, false))
   }
 
   /** Recovery and standby reads of one partition never interleave. */

@@ -15,6 +15,7 @@ import type { Transport, TransportConsumer } from '../transport/transport.js'
 import type { Committer } from './committer.js'
 import type { Conductor } from './conductor.js'
 import type { PartitionHooks, WorkerSettings } from './host.js'
+import type { Jobs } from './jobs.js'
 import type { AssignedPartitions, PartitionTracker } from './partitions.js'
 import type { WorkerStatus } from './state.js'
 import type { Transactions } from './transactions.js'
@@ -105,9 +106,11 @@ export class Rebalance {
     await Promise.all(
       [...this.deps.tables.values()].map(async (ts) => {
         // recoverMany skips the partitions the table already owns.
-        const mine =
-          numbers?.filter((p) => p < ts.table.partitions) ??
-          Array.from({ length: ts.table.partitions }, (_, p) => p)
+        // A global table: every partition, on every worker.
+        const all = numbers === null || ts.table.options.global === true
+        const mine = all
+          ? Array.from({ length: ts.table.partitions }, (_, p) => p)
+          : numbers.filter((p) => p < ts.table.partitions)
         const replayed = await ts.recoverMany(this.deps.transport, mine)
         mine.forEach((p, i) => {
           if (replayed[i]! > 0)
@@ -160,11 +163,34 @@ export class Rebalance {
       const still = partitions.partitionNumbers()
       const released = new Set(tps.map((tp) => tp.partition).filter((p) => !still.has(p)))
       for (const ts of this.deps.tables.values()) {
+        if (ts.table.options.global) continue
         for (const p of released) if (ts.owns(p)) await ts.release(p)
       }
       for (const p of released) await this.deps.transactions?.release(p)
       await this.runHooks('onPartitionsRevoked', this.deps.hooks.revoked, tps)
       sensors.onRebalanceEnd(state)
+    }
+  }
+
+  /**
+   * Every `standbyIntervalMs`: standby copies follow the partitions owned elsewhere, and global
+   * tables take in what the other workers wrote.
+   */
+  scheduleFollowing(jobs: Jobs, states: TableState<any, any>[], consumer: TransportConsumer | undefined): void {
+    const every = this.deps.settings.standbyIntervalMs
+    const standbys = states.filter((ts) => (ts.table.options.standbyReplicas ?? 0) > 0)
+    if (standbys.length > 0 && consumer) jobs.every(every, 'standby replicas', () => this.followStandbys(standbys))
+    const globals = states.filter((ts) => ts.table.options.global === true)
+    if (globals.length > 0) jobs.every(every, 'global tables', () => this.refreshGlobalTables(globals))
+  }
+
+  /** Global tables take in what the other workers wrote (every partition, owned by all). */
+  async refreshGlobalTables(states: TableState<any, any>[]): Promise<void> {
+    for (const ts of states) {
+      for (let p = 0; p < ts.table.partitions; p++) {
+        if (this.deps.status.state !== 'running') return
+        if (ts.owns(p)) await ts.refresh(this.deps.transport, p)
+      }
     }
   }
 

@@ -178,14 +178,7 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
     this.rooms.jobs.timers(app.timers)
     this.rooms.jobs.crontabs(app.crontabs)
     this.rooms.jobs.windows(app.tables)
-    const standbys = [...this.tableStates.values()].filter(
-      (ts) => (ts.table.options.standbyReplicas ?? 0) > 0,
-    )
-    if (standbys.length > 0 && this.consumer) {
-      this.rooms.jobs.every(app.settings.standbyIntervalMs, 'standby replicas', () =>
-        this.rooms.rebalance.followStandbys(standbys),
-      )
-    }
+    this.rooms.rebalance.scheduleFollowing(this.rooms.jobs, [...this.tableStates.values()], this.consumer)
     this.rooms.jobs.tasks(app.tasks)
     this.rooms.leaderTasks.started()
     this.logger.info(`worker ready`, {
