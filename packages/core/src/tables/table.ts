@@ -63,6 +63,11 @@ export interface TableOptions<K, V> {
   recoveryWaitMs?: number
   /** @internal Declared by the engine for its own use (a windowed table's stream time). */
   internal?: boolean
+  /**
+   * @internal Set by `app.globalTable()`: every worker holds every partition, reads locally, and
+   * follows the changelog for the writes of the others. Keys are placed by their hash.
+   */
+  global?: boolean
   /** Called when a window of a windowed view closes, with its final value (see WindowOptions.graceMs). */
   onWindowClose?: (key: K, window: Window, value: V) => void | Promise<void>
 }
@@ -318,6 +323,7 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
   /** @internal */
   readPartition(sk: string, options: PartitionOption | undefined): number {
     if (options?.partition !== undefined) return this.checkPartition(options.partition)
+    if (this.options.global) return this.hashPartition(sk)
     const event = actorContext.getStore()?.event
     if (event) return this.eventPartition(event.partition, event.topic)
     return this.hashPartition(sk)
@@ -327,6 +333,8 @@ export class Table<K = string, V = unknown> implements TableSpec<K, V>, Windowed
     const context = actorContext.getStore()
     if (context?.abandoned) refuseIfAbandoned(`table ${this.name}: ${op}`)
     if (options?.partition !== undefined) return this.checkPartition(options.partition)
+    // A global table is not sharded like a stream: a key lives where its hash puts it.
+    if (this.options.global) return this.hashPartition(sk)
     const event = context?.event
     if (event) return this.eventPartition(event.partition, event.topic)
     if (this.options.usePartitioner) return this.hashPartition(sk)
