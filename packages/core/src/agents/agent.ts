@@ -64,6 +64,11 @@ export class Agent<V = unknown, K = unknown, R = unknown> {
   readonly retryBackoffMs: number
   readonly eventTimeoutMs: number | undefined
   readonly sinks: readonly Sink<R>[]
+  /**
+   * Every topic or channel the agent reads: `source` first, then the others of
+   * `app.agent([a, b], fn)`. One stream carries the events of all of them, each with its topic.
+   */
+  readonly sources: readonly (Topic<K, V> | Channel<V, K>)[]
 
   /** @internal */
   constructor(
@@ -71,8 +76,11 @@ export class Agent<V = unknown, K = unknown, R = unknown> {
     readonly fn: AgentFn<V, K, R>,
     readonly options: Readonly<AgentOptions<V, K, R>>,
     /** @internal */ readonly host: AgentHost,
+    /** Further topics the agent reads besides `source` (`app.agent([a, b], fn)`). */
+    more: readonly Topic<K, V>[] = [],
   ) {
     if (typeof fn !== 'function') throw new ConfigurationError('app.agent(source, fn): fn must be a function')
+    this.sources = [source, ...more]
     this.name = options.name ?? (fn.name && fn.name !== 'anonymous' ? fn.name : `${source.name}-agent`)
     this.concurrency = options.concurrency ?? 1
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {

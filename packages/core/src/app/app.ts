@@ -115,14 +115,22 @@ export class App implements WorkerHost, JoinHost {
 
   /** Declares an agent: `fn` iterates the stream of `source`. */
   agent<V, K, R = unknown>(
-    source: Topic<K, V> | Channel<V, K>,
+    source: Topic<K, V> | Channel<V, K> | readonly Topic<K, V>[],
     fn: AgentFn<V, K, R>,
     options: AgentOptions<V, K, R> = {},
   ): Agent<V, K, R> {
-    if (!(source instanceof Topic) && !(source instanceof Channel)) {
+    // Several topics (Faust's app.topic('a', 'b')): one stream of all their events.
+    const [first, ...more] = Array.isArray(source) ? source : [source]
+    if (Array.isArray(source)) {
+      if (source.length === 0 || !source.every((t) => t instanceof Topic))
+        throw new ConfigurationError('app.agent([topics], fn): give one or more topics of this app (no channels)')
+      if (new Set(source.map((t) => t.name)).size !== source.length)
+        throw new ConfigurationError('app.agent([topics], fn): a topic is listed twice')
+    }
+    if (!(first instanceof Topic) && !(first instanceof Channel)) {
       throw new ConfigurationError('app.agent(source, fn): source must be a topic or a channel of this app')
     }
-    const a = new Agent<V, K, R>(source, fn, options, this)
+    const a = new Agent<V, K, R>(first, fn, options, this, more as Topic<K, V>[])
     if (this.agents.some((x) => x.name === a.name)) {
       throw new ConfigurationError(`agent ${a.name} is already declared: give one of them { name }`)
     }

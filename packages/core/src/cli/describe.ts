@@ -37,9 +37,11 @@ export interface TableRow {
 export function describeTopics(app: App): TopicRow[] {
   const readers = new Map<string, string[]>()
   for (const a of app.agents) {
-    const list = readers.get(a.source.name) ?? []
-    list.push(a.name)
-    readers.set(a.source.name, list)
+    for (const source of a.sources) {
+      const list = readers.get(source.name) ?? []
+      list.push(a.name)
+      readers.set(source.name, list)
+    }
   }
   const rows = new Map<string, TopicRow>()
   for (const t of app.topics.values()) {
@@ -90,7 +92,7 @@ export function leaderTopic(app: App): string {
 export function describeAgents(app: App): AgentRow[] {
   return app.agents.map((a) => ({
     name: a.name,
-    source: a.source.name,
+    source: a.sources.map((s) => s.name).join(', '),
     sourceKind: a.source.kind,
     concurrency: a.concurrency,
     onError: typeof a.onError === 'string' ? a.onError : 'function',
@@ -107,11 +109,7 @@ export function describeTables(app: App): TableRow[] {
       partitions: t.partitions,
       changelog: t.changelogTopic,
       store: storeName(t.options.store ?? app.settings.store),
-      windows: t.windows.map((w) =>
-        w.stepMs === w.sizeMs
-          ? `tumbling ${duration(w.sizeMs)} (grace ${duration(w.graceMs)})`
-          : `hopping ${duration(w.sizeMs)} every ${duration(w.stepMs)} (grace ${duration(w.graceMs)})`,
-      ),
+      windows: t.windowViews.map((w) => w.describe()),
       hasDefault: t.options.default !== undefined,
     }))
 }

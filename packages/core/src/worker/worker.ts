@@ -122,7 +122,7 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
     for (const a of app.agents) {
       const rt = new AgentRuntime(a, this, app.settings.maxBufferedEvents)
       this.agents.set(a, rt)
-      this.addSubscriber(a.source, a, rt.queue)
+      for (const source of a.sources) this.addSubscriber(source, a, rt.queue)
     }
     for (const t of app.tables) {
       const store = t.options.store ? resolveStore(t.options.store) : this.store
