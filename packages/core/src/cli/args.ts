@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
 import type { LogLevel } from '../base/logger.js'
 import { UsageError } from './exitCodes.js'
@@ -25,6 +26,7 @@ const PER_COMMAND: Record<CommandName, Record<string, OptionSpec>> = {
     'web-host': { type: 'string' },
     'without-web': { type: 'boolean' },
     'stop-timeout': { type: 'string' },
+    workers: { type: 'string' },
   },
   send: {
     key: { type: 'string', short: 'k' },
@@ -35,7 +37,7 @@ const PER_COMMAND: Record<CommandName, Record<string, OptionSpec>> = {
   agents: { json: { type: 'boolean' } },
   tables: { json: { type: 'boolean' }, values: { type: 'boolean' } },
   topics: { json: { type: 'boolean' } },
-  reset: { topics: { type: 'boolean' }, yes: { type: 'boolean', short: 'y' } },
+  reset: { topics: { type: 'boolean' }, yes: { type: 'boolean', short: 'y' }, workers: { type: 'string' } },
   dlq: { to: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } },
 }
 
@@ -188,4 +190,30 @@ export function intOption(
 export function stringOption(options: ParsedArgs['options'], name: string): string | undefined {
   const v = options[name]
   return typeof v === 'string' ? v : undefined
+}
+
+/** How many worker processes `--workers` asks for: a count, or `auto` for one per core. */
+export interface WorkerCount {
+  count: number
+  /** Given as `auto` (the count is `os.availableParallelism()`). */
+  auto: boolean
+}
+
+/**
+ * `--workers <n|auto>`: an integer >= 1, or `auto` for the number of cores the process may use
+ * (`os.availableParallelism()`). Absent: 1.
+ */
+export function workersOption(
+  options: ParsedArgs['options'],
+  command: CommandName,
+  cores: () => number = availableParallelism,
+): WorkerCount {
+  const raw = options.workers
+  if (raw === undefined) return { count: 1, auto: false }
+  if (typeof raw === 'string' && raw.trim().toLowerCase() === 'auto') return { count: cores(), auto: true }
+  const n = Number(raw)
+  if (typeof raw !== 'string' || !/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < 1) {
+    throw new UsageError(`--workers must be an integer >= 1 or auto (got ${JSON.stringify(raw)})`, command)
+  }
+  return { count: n, auto: false }
 }

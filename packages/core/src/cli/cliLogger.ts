@@ -9,6 +9,8 @@ export interface CliLoggerOptions {
   format: 'auto' | 'pretty' | 'json'
   /** Shown as pino's `name` (the app id). */
   name: string
+  /** Fields every line carries (a pool's worker: its index). */
+  bindings?: Record<string, unknown>
 }
 
 /** A Mephisto {@link Logger} on top of a pino logger, plus what the CLI needs to exit cleanly. */
@@ -41,7 +43,7 @@ export async function createCliLogger(options: CliLoggerOptions): Promise<CliLog
   } else {
     destination = pino.destination({ dest: 2, sync: true })
   }
-  const logger = pino(
+  const root = pino(
     {
       level: options.level,
       name: options.name,
@@ -54,6 +56,7 @@ export async function createCliLogger(options: CliLoggerOptions): Promise<CliLog
     },
     destination,
   )
+  const logger = options.bindings ? root.child(options.bindings) : root
   const wrap =
     (method: 'debug' | 'info' | 'warn' | 'error') =>
     (msg: string, fields?: Record<string, unknown>): void => {

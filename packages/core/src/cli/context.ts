@@ -10,6 +10,7 @@ import { UsageError } from './exitCodes.js'
 import type { LoadedApp } from './loadApp.js'
 import { loadApp } from './loadApp.js'
 import type { Output } from './output.js'
+import { poolMember } from './poolMember.js'
 
 /** What every command that needs the app gets. */
 export interface CommandContext {
@@ -40,7 +41,15 @@ export async function prepare(
   if (!spec) throw new UsageError('no app given: pass -A <module> (or set MEPHISTO_APP)', argv.command)
   const loaded = await loadApp(spec)
   const level = argv.command === 'worker' || argv.logLevelGiven ? argv.logLevel : 'warn'
-  const logger = await createCliLogger({ level, format: argv.logFormat, name: loaded.app.id })
+  // A pool's worker marks its JSON log lines with its index (the supervisor passes them on as they
+  // are, so they stay JSON); pretty lines get the supervisor's [w<i>] mark instead.
+  const member = argv.command === 'worker' && argv.logFormat === 'json' ? poolMember() : undefined
+  const logger = await createCliLogger({
+    level,
+    format: argv.logFormat,
+    name: loaded.app.id,
+    ...(member && { bindings: { worker: member.index } }),
+  })
   const broker = argv.broker ?? overrides.broker
   configureApp(loaded.app, {
     logger,

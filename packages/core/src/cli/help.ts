@@ -36,6 +36,7 @@ ${EXIT_CODES}
 
 export const COMMAND_HELP: Record<CommandName, string> = {
   worker: `Usage: mephisto -A <module> worker [-l info] [--web-port 6066] [--web-host 127.0.0.1] [--broker b]
+                                           [--workers n|auto]
 
 Starts a worker of the app: prints a banner (app id, broker, store, web URL, topics, agents,
 tables), joins the consumer group, recovers the tables of its partitions and prints
@@ -47,12 +48,20 @@ without committing (exit 128 + signal number); the uncommitted events are proces
 the next worker. A stop that takes long logs what it waits for every 10 s and gives up after
 --stop-timeout (exit 1, nothing more committed).
 
+--workers N runs N worker processes of the app in its consumer group, under this process: it
+starts no worker itself, marks each line they print with [w<i>], restarts one that dies (after
+250 ms, doubling; more than 5 deaths of one worker within a minute stop them all, exit 1) and
+passes SIGTERM/SIGINT on to all of them (exit 0 if every one stopped cleanly, else 1; a second
+signal kills them at once). Worker i serves the web on --web-port + i (--web-port 0: each on a
+free port) and keeps on-disk table state under <app id>.w<i> (worker 0 under the app id).
+
 Options:
       --web-port <port>     port of the web server (/health, /stats, /tables/:name/:key); 0 picks one
       --web-host <host>     interface of the web server (default 127.0.0.1)
       --without-web         no web server
       --stop-timeout <s>    longest a clean stop may take, in seconds (default: the app's
                             drainTimeoutMs + 30 s, so 60; 0: no limit)
+      --workers <n|auto>    run n worker processes (default 1; auto: one per core)
 
 ${GLOBAL_OPTIONS}
 
@@ -104,7 +113,7 @@ ${GLOBAL_OPTIONS}
 
 ${EXIT_CODES}
 `,
-  reset: `Usage: mephisto -A <module> reset [--topics --yes]
+  reset: `Usage: mephisto -A <module> reset [--topics --yes] [--workers n]
 
 Removes the local table state of the app: calls reset(appId) on each of its table stores
 (a RocksDB store deletes its files; the memory store keeps nothing between runs). Run it with
@@ -118,6 +127,7 @@ topics are listed and nothing is deleted (exit 2).
 Options:
       --topics              also delete the app's internal topics on the broker
   -y, --yes                 confirm the deletion
+      --workers <n|auto>    also reset the state of the workers of 'worker --workers n'
 
 ${GLOBAL_OPTIONS}
 

@@ -1,5 +1,5 @@
 import type { ParsedArgs } from './args.js'
-import { parseCommandLine } from './args.js'
+import { parseCommandLine, workersOption } from './args.js'
 import type { CommandContext } from './context.js'
 import { prepare } from './context.js'
 import { dlqCommand } from './dlqCommand.js'
@@ -50,10 +50,13 @@ export async function runCli(argv: readonly string[], output: Output = processOu
       )
     }
     const web = command === 'worker' ? webOverrides(parsed) : undefined
+    // Checked before the module loads, like the web flags: a usage error needs no app.
+    const workers =
+      command === 'worker' || command === 'reset' ? workersOption(parsed.options, command) : undefined
     ctx = await prepare(parsed, output, web === undefined ? {} : { web })
     switch (command) {
       case 'worker':
-        return await workerCommand(ctx)
+        return await workerCommand(ctx, workers, argv)
       case 'send':
         return await sendCommand(ctx)
       case 'agents':
@@ -63,7 +66,7 @@ export async function runCli(argv: readonly string[], output: Output = processOu
       case 'tables':
         return parsed.options.values ? await tableValuesCommand(ctx) : tablesCommand(ctx)
       case 'reset':
-        return await resetCommand(ctx)
+        return await resetCommand(ctx, workers?.count)
       case 'dlq':
         return await dlqCommand(ctx)
       default:

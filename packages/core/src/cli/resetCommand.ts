@@ -4,13 +4,15 @@ import type { CommandContext } from './context.js'
 import { onMemoryBroker, openTransport } from './context.js'
 import { isOwnRepartitionTopic, leaderTopic, storeName, tableStores } from './describe.js'
 import { EXIT, UsageError } from './exitCodes.js'
+import { storeScope } from './poolMember.js'
 
 /**
  * `mephisto reset`: removes the app's local table state through each store's `reset(appId)`.
  * With `--topics --yes`, also deletes the app's internal topics on the broker, so the tables
- * start empty everywhere. Dead-letter topics are kept: they are evidence, not state.
+ * start empty everywhere. Dead-letter topics are kept: they are evidence, not state. With
+ * `--workers N`, the state of each of the N workers of `worker --workers N` (each has its own).
  */
-export async function resetCommand(ctx: CommandContext): Promise<number> {
+export async function resetCommand(ctx: CommandContext, workers = 1): Promise<number> {
   const { app, argv, output } = ctx
   if (argv.args.length > 0)
     throw new UsageError(`reset takes no arguments (got ${argv.args.join(' ')})`, 'reset')
@@ -37,8 +39,10 @@ export async function resetCommand(ctx: CommandContext): Promise<number> {
     for (const store of tableStores(app)) {
       const resolved: Store | undefined = typeof store === 'string' ? undefined : store
       if (resolved?.reset) {
-        await resolved.reset(app.id)
-        output.out(`reset the local state of app ${app.id} in ${storeName(store)}`)
+        for (let i = 0; i < workers; i++) await resolved.reset(storeScope(app.id, i))
+        output.out(
+          `reset the local state of app ${app.id} in ${storeName(store)}${workers > 1 ? ` (workers 0 to ${workers - 1})` : ''}`,
+        )
       } else {
         // memory:// (or a store without reset) keeps nothing between runs: nothing to remove.
         output.out(`${storeName(store)} keeps no local state between runs: nothing to reset`)

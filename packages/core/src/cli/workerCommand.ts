@@ -2,14 +2,18 @@ import { hostname } from 'node:os'
 import type { App } from '../app/app.js'
 import { DEFAULTS } from '../app/options.js'
 import type { WebOptions } from '../web/page.js'
-import type { ParsedArgs } from './args.js'
+import type { ParsedArgs, WorkerCount } from './args.js'
 import { intOption, stringOption } from './args.js'
 import type { CommandContext } from './context.js'
 import { brokerName, describeAgents, describeTables, describeTopics, storeName } from './describe.js'
 import { EXIT, UsageError } from './exitCodes.js'
 import { agentsTable, tablesTable, topicsTable } from './listCommands.js'
+import { onSupervisorGone, poolMember, reportReady, scopeStores, storeScope } from './poolMember.js'
+import type { PoolPlan } from './poolPlan.js'
+import { planPool, poolWebDescription } from './poolPlan.js'
 import { renderBox } from './render.js'
 import { cliVersion } from './version.js'
+import { runWorkerPool } from './workerPool.js'
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGINT: 2, SIGTERM: 15 }
 
@@ -49,9 +53,14 @@ export function webOverrides(
  * `mephisto worker`: prints the banner, starts the app and runs until a signal. The first
  * SIGTERM/SIGINT stops it cleanly (stop fetching, drain, flush, commit) and resolves with 0; a
  * second one exits at once. A worker that crashes (an agent with onError 'crash', a failed
- * commit it cannot survive) resolves with 1.
+ * commit it cannot survive) resolves with 1. With `--workers N` (N > 1) this process only
+ * supervises N workers (workerPool.ts); `argv` is the command line they are started with.
  */
-export async function workerCommand(ctx: CommandContext): Promise<number> {
+export async function workerCommand(
+  ctx: CommandContext,
+  workers: WorkerCount = { count: 1, auto: false },
+  argv: readonly string[] = [],
+): Promise<number> {
   const { app, logger, output } = ctx
   // Checked before the worker starts: a bad value is a usage error, not a surprise at the stop.
   const stopTimeoutS = intOption(
@@ -60,7 +69,16 @@ export async function workerCommand(ctx: CommandContext): Promise<number> {
     Math.ceil(app.settings.drainTimeoutMs / 1000) + 30,
     'worker',
   )
-  output.out(banner(ctx))
+  if (workers.count > 1) {
+    const plan = await planPool(ctx, workers, stopTimeoutS, argv)
+    output.out(banner(ctx, plan))
+    return runWorkerPool(ctx, plan)
+  }
+  // A worker of a pool: the supervisor printed the banner; this one keeps a store directory of
+  // its own and reports to the supervisor.
+  const member = poolMember()
+  if (member) scopeStores(app, member.index)
+  else output.out(banner(ctx))
   const started = Date.now()
 
   let stopRequested: string | undefined
@@ -98,7 +116,7 @@ export async function workerCommand(ctx: CommandContext): Promise<number> {
     logger.info(`${signal}: stopping (stop fetching, drain, flush, commit); send it again to exit at once`)
     app.stop().then(
       () => {
-        output.out(`stopped: ${app.id} (${signal})`)
+        output.out(member ? `stopped (${signal})` : `stopped: ${app.id} (${signal})`)
         finish(EXIT.ok)
       },
       (err: unknown) => {
@@ -125,6 +143,13 @@ export async function workerCommand(ctx: CommandContext): Promise<number> {
   }
   process.on('SIGTERM', onSignal)
   process.on('SIGINT', onSignal)
+  if (member) {
+    onSupervisorGone(() => {
+      if (stopRequested !== undefined) return
+      logger.warn('the supervisor is gone: stopping')
+      onSignal('SIGTERM')
+    })
+  }
 
   const started$ = app.start().then(
     () => true,
@@ -142,9 +167,12 @@ export async function workerCommand(ctx: CommandContext): Promise<number> {
   }
   starting = false
   const web = app.webUrl
-  output.out(
-    `ready: ${app.id} in ${((Date.now() - started) / 1000).toFixed(2)} s${web ? `, web ${web}/` : ''}`,
-  )
+  const took = ((Date.now() - started) / 1000).toFixed(2)
+  if (member) {
+    // Marked [w<i>] by the supervisor; not 'ready:', which the supervisor prints once all are.
+    output.out(`ready in ${took} s (pid ${process.pid})${web ? `, web ${web}/` : ''}`)
+    reportReady(web)
+  } else output.out(`ready: ${app.id} in ${took} s${web ? `, web ${web}/` : ''}`)
   if (stopRequested !== undefined) stop(stopRequested)
 
   // The worker has no crash event: watch its state, and exit non-zero when it dies on its own
@@ -165,18 +193,22 @@ export async function workerCommand(ctx: CommandContext): Promise<number> {
   }
 }
 
-/** Faust's start-up banner: who, where, and the tables of topics, agents and tables. */
-export function banner(ctx: CommandContext): string {
+/**
+ * Faust's start-up banner: who, where, and the tables of topics, agents and tables. With a
+ * pool's plan, it also says how many workers run, on which ports, and where their state goes.
+ */
+export function banner(ctx: CommandContext, pool?: PoolPlan): string {
   const { app, loaded, logger } = ctx
   const head = renderBox(`mephisto v${cliVersion()}`, [
     ['id', app.id],
     ['broker', brokerName(app)],
-    ['store', storeName(app.settings.store)],
-    ['web', webDescription(app)],
+    ['store', pool ? poolStoreDescription(app, pool) : storeName(app.settings.store)],
+    ['web', pool ? poolWebDescription(pool) : webDescription(app)],
+    ...(pool ? [['workers', workersDescription(pool)] as const] : []),
     ['log', `stderr (${logger.pino.level}${logger.pretty ? ', pretty' : ', json'})`],
     ['app', `${loaded.path}${loaded.exportName === 'default' ? '' : `:${loaded.exportName}`}`],
     ['guarantee', app.settings.processingGuarantee],
-    ['pid', String(process.pid)],
+    ['pid', pool ? `${process.pid} (the supervisor)` : String(process.pid)],
     ['hostname', hostname()],
     ['platform', `Node.js ${process.version} (${process.platform} ${process.arch})`],
   ])
@@ -186,6 +218,19 @@ export function banner(ctx: CommandContext): string {
     agentsTable(describeAgents(app)),
     tablesTable(describeTables(app)),
   ].join('\n')
+}
+
+function workersDescription(pool: PoolPlan): string {
+  const { count, auto } = pool.workers
+  return `${count} processes${auto ? ' (auto: one per core)' : ''}, restarted when they die`
+}
+
+/** The store row of a pool: on disk, each worker has a directory of its own. */
+function poolStoreDescription(app: App, pool: PoolPlan): string {
+  const name = storeName(app.settings.store)
+  if (name === 'memory://') return name
+  const last = pool.workers.count - 1
+  return `${name} (per worker: ${storeScope(app.id, 0)}, ${storeScope(app.id, 1)}${last > 1 ? ` ... ${storeScope(app.id, last)}` : ''})`
 }
 
 function webDescription(app: App): string {
