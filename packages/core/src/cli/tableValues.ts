@@ -20,7 +20,11 @@ export async function tableValuesCommand(ctx: CommandContext): Promise<number> {
       'tables',
     )
   }
-  const tables = names.length > 0 ? app.tables.filter((t) => names.includes(t.name)) : app.tables
+  // Named, any table; unnamed, the app's own (not the engine's, such as a window's stream time).
+  const tables =
+    names.length > 0
+      ? app.tables.filter((t) => names.includes(t.name))
+      : app.tables.filter((t) => !t.options.internal)
   if (onMemoryBroker(app)) {
     output.err('note: memory:// holds nothing between processes; pass --broker to read a Kafka changelog')
   }
