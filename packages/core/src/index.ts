@@ -60,7 +60,16 @@ export type { Codec, CodecLike } from './topics/codec.js'
 export { bytes, json, string } from './topics/codec.js'
 export type { Message, TopicOptions } from './topics/topic.js'
 export { Channel, Topic } from './topics/topic.js'
-export type { PageHandler, WebOptions, WebRequest, WebResponse, WebRoutes } from './web/page.js'
+export { FORWARDED_HEADER, WORKER_HEADER } from './web/forwarding.js'
+export type {
+  PageHandler,
+  PageOptions,
+  PageRouteBy,
+  WebOptions,
+  WebRequest,
+  WebResponse,
+  WebRoutes,
+} from './web/page.js'
 
 // ---------------------------------------------------------------------------------------------
 // Writing plug-ins: stores, sensors and monitors, transports (the contracts, and the two built-in

@@ -22,8 +22,8 @@ import type { Message, TopicOptions } from '../topics/topic.js'
 import { Channel, Topic } from '../topics/topic.js'
 import { createTransport } from '../transport/createTransport.js'
 import type { RecordMetadata, Transport } from '../transport/transport.js'
-import type { PageHandler } from '../web/page.js'
-import { parseRoute, splitPath } from '../web/route.js'
+import type { PageHandler, PageOptions } from '../web/page.js'
+import { pageRouteBy, parseRoute, splitPath } from '../web/route.js'
 import type { PageRoute } from '../web/webHost.js'
 import type { CrontabDef, PartitionHooks, Replaceable, TimerDef, WorkerHost } from '../worker/host.js'
 import { Worker } from '../worker/worker.js'
@@ -222,7 +222,7 @@ export class App implements WorkerHost, JoinHost {
    * sent as is when it is a `{ status, headers, body }` response. Paths under the built-in pages
    * (`/`, `/health`, `/stats`, `/agents`, `/topics`, `/tables`) are reserved.
    */
-  page(path: string, handler: PageHandler): void {
+  page(path: string, handler: PageHandler, options: PageOptions = {}): void {
     if (typeof handler !== 'function')
       throw new ConfigurationError(`app.page(${JSON.stringify(path)}, handler): handler must be a function`)
     const route = parseRoute(path)
@@ -235,7 +235,7 @@ export class App implements WorkerHost, JoinHost {
     if (this.pages.some((p) => p.route.pattern === route.pattern)) {
       throw new ConfigurationError(`app.page: ${path} is already declared`)
     }
-    this.pages.push({ route, handler })
+    this.pages.push({ route, handler, routeBy: pageRouteBy(route, options) })
   }
 
   /** `http://host:port` of the worker's web server while it listens (set early in `start()`), else undefined. */

@@ -1,6 +1,8 @@
 import type { Table } from '../tables/table.js'
 import { dashboardHtml } from './dashboard.js'
+import type { Forwarder } from './forwarding.js'
 import type { PageHandler, WebOptions, WebRequest, WebResponse } from './page.js'
+import { isPlacement, ownedPartitions as ownedPartitionsOf, placeTableKey } from './placement.js'
 import type { WebHost } from './webHost.js'
 
 /** Default `stalledAfterMs`: an agent counts as stalled once one event has taken this long. */
@@ -14,7 +16,11 @@ function error(status: number, code: string, message: string): WebResponse {
  * The pages every worker serves. All read-only. Table reads go through `table.get` outside an
  * event, so they read the partition the key hashes to (or `?partition=`), as a test would.
  */
-export function builtinRoutes(host: WebHost, options: WebOptions = {}): Record<string, PageHandler> {
+export function builtinRoutes(
+  host: WebHost,
+  options: WebOptions = {},
+  forwarder?: Forwarder,
+): Record<string, PageHandler> {
   const app = host.app
   const findTable = (name: string): Table<any, any> | undefined => app.tables.find((t) => t.name === name)
   const noTable = (name: string): WebResponse =>
@@ -23,8 +29,7 @@ export function builtinRoutes(host: WebHost, options: WebOptions = {}): Record<s
       'NO_SUCH_TABLE',
       `no table ${name}; app ${app.id} has ${app.tables.map((t) => t.name).join(', ') || 'no tables'}`,
     )
-  const ownedPartitions = (table: Table<any, any>): number[] =>
-    host.state === 'running' || host.state === 'stopping' ? app.tableState(table).ownedPartitions() : []
+  const ownedPartitions = (table: Table<any, any>): number[] => ownedPartitionsOf(host, table)
 
   const stalledAfterMs = options.stalledAfterMs ?? STALLED_AFTER_MS
   /** Agents holding one event longer than `stalledAfterMs`. */
@@ -53,6 +58,7 @@ export function builtinRoutes(host: WebHost, options: WebOptions = {}): Record<s
           status: ok ? 'ok' : ready ? 'degraded' : host.state,
           ready,
           app: app.id,
+          ...(forwarder?.workerId !== undefined && { worker: forwarder.workerId }),
           state: host.state,
           recovering: app.monitor.recovering,
           ...(stalled.length > 0 && { stalled }),
@@ -138,47 +144,20 @@ export function builtinRoutes(host: WebHost, options: WebOptions = {}): Record<s
       if (host.state !== 'running') {
         return error(503, 'NOT_READY', `table ${name} is not readable yet: the worker is ${host.state}`)
       }
-      let key: unknown = rawKey
-      if (!table.stringKeys) {
-        try {
-          key = table.keyCodec.decode(Buffer.from(rawKey, 'utf8'))
-        } catch (err) {
-          return error(
-            400,
-            'BAD_KEY',
-            `cannot decode ${JSON.stringify(rawKey)} with the key codec of table ${name}: ${(err as Error)?.message ?? err}`,
-          )
-        }
-      }
-      let sk: string
-      try {
-        sk = table.storageKey(key)
-      } catch (err) {
-        return error(400, 'BAD_KEY', (err as Error)?.message ?? String(err))
-      }
-      let partition: number
-      const asked = req.query.get('partition')
-      if (asked !== null) {
-        if (!/^\d{1,9}$/.test(asked) || Number(asked) >= table.partitions) {
-          return error(
-            400,
-            'BAD_PARTITION',
-            `partition must be an integer from 0 to ${table.partitions - 1} (got ${JSON.stringify(asked)})`,
-          )
-        }
-        partition = Number(asked)
-      } else {
-        partition = table.hashPartition(sk)
-      }
-      const owned = ownedPartitions(table)
-      if (!owned.includes(partition)) {
-        // Misdirected: the key lives on another worker of the group, which is the one to ask.
+      const placed = placeTableKey(host, table, rawKey, req.query.get('partition'))
+      if (!isPlacement(placed)) return placed
+      // Owned by another worker of the group: its answer, forwarded (or why there is none).
+      const path = `/tables/${encodeURIComponent(name)}/${encodeURIComponent(rawKey)}`
+      const elsewhere = await forwarder?.elsewhere(req, placed, path)
+      if (elsewhere) return elsewhere
+      if (!placed.local) {
         return error(
           421,
           'NOT_OWNED',
-          `partition ${partition} of table ${name} is not assigned to this worker (it owns [${owned.join(', ')}]); ask the worker that owns it`,
+          `partition ${placed.partition} of table ${name} is not assigned to this worker (it owns [${ownedPartitions(table).join(', ')}]); ask the worker that owns it`,
         )
       }
+      const { key, partition } = placed
       const found = await table.has(key, { partition })
       if (!found && table.options.default === undefined) {
         return error(

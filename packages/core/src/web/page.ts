@@ -1,4 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import type { Table } from '../tables/table.js'
+import type { Topic } from '../topics/topic.js'
 
 /** Where the worker's web server listens. */
 export interface WebOptions {
@@ -24,6 +26,36 @@ export interface WebOptions {
    * longer than this (ms). Default 60 000. An agent's `eventTimeoutMs` bounds the event itself.
    */
   stalledAfterMs?: number
+  /**
+   * The address the app's other workers reach this server at, as `http(s)://host:port`: they
+   * forward to it the requests for keys this worker owns (docs/monitoring.md, "Any key from any
+   * worker"). Default: the address the server listens on, or, when it binds every interface
+   * (`0.0.0.0`, `::`), this machine's first non-internal IPv4 address with the port. Its host
+   * name is allowed as `Host` (see `allowedHosts`).
+   */
+  advertisedUrl?: string
+  /**
+   * Whether a request for a key another worker owns is forwarded to that worker (`/tables/:name/:key`
+   * and pages with `routeBy`). Default `true`; `false` answers `421 NOT_OWNED` naming the owner.
+   */
+  forward?: boolean
+  /** How long a forwarded request may take before it is answered `503` (ms). Default 5 000. */
+  forwardTimeoutMs?: number
+}
+
+/**
+ * The key that decides which worker serves a page (Faust's `table_route` and `topic_route`): the
+ * route parameter `param`, as a key of `table` (the worker that owns its table partition) or of
+ * `topic` (the worker assigned its partition). Another worker forwards the request there.
+ */
+export type PageRouteBy =
+  | { table: Table<any, any>; param: string }
+  | { topic: Topic<any, any>; param: string }
+
+/** `app.page(path, handler, options)` */
+export interface PageOptions {
+  /** Serve the page on the worker that owns the key in this route parameter (see {@link PageRouteBy}). */
+  routeBy?: PageRouteBy
 }
 
 /** What a page handler gets: the parts of the HTTP request a page needs. */

@@ -1,4 +1,7 @@
 import { ConfigurationError } from '../base/errors.js'
+import { Table } from '../tables/table.js'
+import { Topic } from '../topics/topic.js'
+import type { PageOptions, PageRouteBy } from './page.js'
 
 /** A path pattern such as `/tables/:name/:key`, split once so matching a request is a loop over segments. */
 export interface RoutePattern {
@@ -51,4 +54,32 @@ export function matchRoute(
     }
   }
   return params
+}
+
+/**
+ * Checks the `routeBy` of `app.page(path, handler, { routeBy })`: a table or a topic (not a
+ * channel: nothing owns its keys), and a parameter the path has.
+ */
+export function pageRouteBy(route: RoutePattern, options: PageOptions | undefined): PageRouteBy | undefined {
+  const by = options?.routeBy
+  if (by === undefined) return undefined
+  const where = `app.page(${JSON.stringify(route.pattern)}): routeBy`
+  const table = (by as { table?: unknown }).table
+  const topic = (by as { topic?: unknown }).topic
+  if ((table === undefined) === (topic === undefined)) {
+    throw new ConfigurationError(`${where} takes { table, param } or { topic, param }`)
+  }
+  if (table !== undefined && !(table instanceof Table)) {
+    throw new ConfigurationError(`${where}: table must be a table of the app (app.table(...))`)
+  }
+  if (topic !== undefined && !(topic instanceof Topic)) {
+    throw new ConfigurationError(`${where}: topic must be a topic of the app (app.topic(...)), not a channel`)
+  }
+  const params = route.segments.flatMap((s) => ('param' in s ? [s.param] : []))
+  if (!params.includes(by.param)) {
+    throw new ConfigurationError(
+      `${where}: param ${JSON.stringify(by.param)} is not a parameter of the path (it has ${params.map((p) => `:${p}`).join(', ') || 'none'})`,
+    )
+  }
+  return by
 }

@@ -10,13 +10,36 @@ import type { Table } from '../tables/table.js'
 import type { TableState } from '../tables/tableState.js'
 import type { Topic } from '../topics/topic.js'
 import type { TopicPartition } from '../transport/transport.js'
-import type { PageHandler } from './page.js'
+import type { PageHandler, PageRouteBy } from './page.js'
 import type { RoutePattern } from './route.js'
 
 /** A custom page declared with `app.page(path, handler)`. */
 export interface PageRoute {
   route: RoutePattern
   handler: PageHandler
+  /** Served by the worker that owns this key (`app.page(path, handler, { routeBy })`). */
+  routeBy?: PageRouteBy | undefined
+}
+
+/** The worker of the group that owns a partition number, as the route book knows it. */
+export interface RouteOwner {
+  /** The owner's worker id (what it sends as `x-mephisto-worker`). */
+  readonly worker: string
+  /** Where its web server is reached. */
+  readonly url: string
+}
+
+/**
+ * Which worker of the app's group owns which partition number (the worker's route book, fed by
+ * the `<app>-__routes` topic): what the web server needs to forward a request to the owner.
+ */
+export interface WebRouter {
+  /** This worker's id, sent as `x-mephisto-worker` on what it answers. */
+  readonly workerId: string
+  /** Whether this worker owns partition number `partition` of its input topics now. */
+  owns(partition: number): boolean
+  /** The worker that claimed `partition` last (and is still alive), if any. */
+  ownerOf(partition: number): RouteOwner | undefined
 }
 
 /** The app's declarations and services the pages read. */

@@ -4,12 +4,15 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ConfigurationError, MephistoError } from '../base/errors.js'
 import { HostAllowList, isLoopbackHost, TokenCheck, validateAccessOptions } from './access.js'
+import { advertisedUrlOf, checkAdvertisedUrl } from './advertise.js'
 import { builtinRoutes } from './builtinRoutes.js'
+import { Forwarder, WORKER_HEADER } from './forwarding.js'
 import type { PageHandler, WebOptions, WebRequest, WebResponse } from './page.js'
 import { hasWebRoutes, isWebResponse } from './page.js'
+import { GONE, MAX_BODY_BYTES, readBody, TOO_LARGE } from './requestBody.js'
 import type { RoutePattern } from './route.js'
 import { matchRoute, parseRoute, splitPath } from './route.js'
-import type { WebHost } from './webHost.js'
+import type { WebHost, WebRouter } from './webHost.js'
 
 /**
  * A route: a pattern, its handler, whether it is one of the built-in pages, and the methods it
@@ -33,11 +36,6 @@ const OPEN_ROUTE = '/health'
 
 export const DEFAULT_WEB_PORT = 6066
 export const DEFAULT_WEB_HOST = '127.0.0.1'
-const MAX_BODY_BYTES = 1 << 20
-
-const TOO_LARGE: unique symbol = Symbol('too large')
-const GONE: unique symbol = Symbol('client gone')
-
 /** The status reported to the sensors when the client left before its body was read (nginx's). */
 const CLIENT_GONE = 499
 
@@ -57,20 +55,34 @@ export class WebServer {
   private readonly builtins: WebRoute[]
   private readonly hosts: HostAllowList
   private readonly token: TokenCheck | undefined
+  private readonly forwarder: Forwarder
+  private readonly advertised: URL | undefined
   private bound: string | undefined
+  private advertisedAt: string | undefined
 
   constructor(
     private readonly host: WebHost,
     private readonly options: WebOptions = {},
+    /** The worker's route book: requests for keys other workers own are forwarded to them. */
+    router?: WebRouter,
   ) {
-    this.builtins = Object.entries(builtinRoutes(host, options)).map(([pattern, handler]) => ({
-      route: parseRoute(pattern),
-      handler,
-      builtin: true,
-      methods: READ_METHODS,
-    }))
+    this.forwarder = new Forwarder(host, router, options)
+    this.builtins = Object.entries(builtinRoutes(host, options, this.forwarder)).map(
+      ([pattern, handler]) => ({
+        route: parseRoute(pattern),
+        handler,
+        builtin: true,
+        methods: READ_METHODS,
+      }),
+    )
     validateAccessOptions(options)
-    this.hosts = new HostAllowList(options.host ?? DEFAULT_WEB_HOST, options.allowedHosts)
+    this.advertised = checkAdvertisedUrl(options.advertisedUrl)
+    // Peers forward to the advertised name: it names this server.
+    const advertisedHost = this.advertised ? [this.advertised.hostname] : []
+    this.hosts = new HostAllowList(options.host ?? DEFAULT_WEB_HOST, [
+      ...(options.allowedHosts ?? []),
+      ...advertisedHost,
+    ])
     this.token = options.token === undefined ? undefined : new TokenCheck(options.token)
     this.server = createServer((req, res) => void this.handle(req, res))
     // Bounded waits, so a slow or stuck client cannot hold a socket forever.
@@ -86,6 +98,11 @@ export class WebServer {
   /** `http://host:port` once listening. */
   get url(): string | undefined {
     return this.bound
+  }
+
+  /** Where the app's other workers reach this server (`web.advertisedUrl`, or derived), once listening. */
+  get advertisedUrl(): string | undefined {
+    return this.advertisedAt
   }
 
   /** Starts listening; resolves with the URL. */
@@ -114,6 +131,7 @@ export class WebServer {
     const address = this.server.address() as AddressInfo
     const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address
     this.bound = `http://${shown}:${address.port}`
+    this.advertisedAt = advertisedUrlOf(this.advertised, address.address, address.port)
     this.warnIfOpen(host)
     return this.bound
   }
@@ -156,7 +174,12 @@ export class WebServer {
       }
     }
     for (const page of this.host.app.pages)
-      routes.push({ route: page.route, handler: page.handler, builtin: false, methods: undefined })
+      routes.push({
+        route: page.route,
+        handler: this.forwarder.page(page),
+        builtin: false,
+        methods: undefined,
+      })
     return routes
   }
 
@@ -325,6 +348,7 @@ export class WebServer {
       }
       headers['content-type'] = 'application/json; charset=utf-8'
     }
+    if (this.forwarder.workerId !== undefined) headers[WORKER_HEADER] ??= this.forwarder.workerId
     headers['content-length'] = String(Buffer.byteLength(payload))
     res.writeHead(status, headers)
     res.end(method === 'HEAD' ? undefined : payload)
@@ -356,38 +380,4 @@ function lowerKeys(headers: OutgoingHttpHeaders | undefined): OutgoingHttpHeader
     if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.map(String) : String(v)
   }
   return out
-}
-
-/**
- * The body as text; TOO_LARGE as soon as it passes the limit (by its Content-Length or by what
- * arrived), leaving the rest unread; GONE when the client went away before the end.
- */
-function readBody(req: IncomingMessage): Promise<string | typeof TOO_LARGE | typeof GONE> {
-  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return Promise.resolve(TOO_LARGE)
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    const done = (result: string | typeof TOO_LARGE | typeof GONE): void => {
-      req.off('data', onData)
-      req.off('end', onEnd)
-      req.off('close', onClose)
-      req.off('error', onClose)
-      resolve(result)
-    }
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length
-      if (size > MAX_BODY_BYTES) {
-        req.pause()
-        done(TOO_LARGE)
-      } else {
-        chunks.push(chunk)
-      }
-    }
-    const onEnd = (): void => done(Buffer.concat(chunks).toString('utf8'))
-    const onClose = (): void => done(GONE)
-    req.on('data', onData)
-    req.on('end', onEnd)
-    req.on('close', onClose)
-    req.on('error', onClose)
-  })
 }

@@ -8,7 +8,7 @@ import type { SensorSet } from '../sensors/sensorSet.js'
 import { actorContext } from '../streams/context.js'
 import type { Table } from '../tables/table.js'
 import type { TableState } from '../tables/tableState.js'
-import type { Transport, TransportConsumer } from '../transport/transport.js'
+import type { Transport, TransportConsumer, TransportProducer } from '../transport/transport.js'
 import { Committer } from './committer.js'
 import { Conductor } from './conductor.js'
 import { DeadLetters } from './deadLetters.js'
@@ -18,7 +18,9 @@ import { LeaderTasks } from './leaderTasks.js'
 import { Outbox } from './outbox.js'
 import { AssignedPartitions } from './partitions.js'
 import { Rebalance } from './rebalance.js'
+import { Replies } from './replies.js'
 import { RequestReply } from './requestReply.js'
+import { Routes } from './routes.js'
 import type { WorkerStatus } from './state.js'
 import { TopicPlan } from './topicPlan.js'
 import { Transactions } from './transactions.js'
@@ -36,6 +38,8 @@ export interface Rooms {
   readonly rebalance: Rebalance
   readonly jobs: Jobs
   readonly leaderTasks: LeaderTasks
+  /** The route book of the group's workers, for the web server. */
+  readonly routes: Routes
 }
 
 /** What the worker gives its rooms. */
@@ -85,11 +89,36 @@ export function buildRooms(ctx: RoomsContext): Rooms {
         })
       : undefined
   rooms.transactions = transactions
+  // Routes and replies have a producer of their own: their records are not outputs of any event,
+  // and a failure to write one must not fail the worker's commits.
+  let internal: TransportProducer | undefined
+  const internalProducer = (): TransportProducer => (internal ??= transport.producer())
+  const replies = new Replies({
+    workerId: ctx.workerId,
+    topic: plan.repliesTopic,
+    transport,
+    logger,
+    status,
+    producer: internalProducer,
+    onReply: (id, reply) => rooms.requests.replied(id, reply),
+    waiting: () => rooms.requests.asking,
+  })
   rooms.requests = new RequestReply(
     clock,
     ctx.workerId,
     () => transactions?.transactionOf(actorContext.getStore()?.event) !== undefined,
+    replies,
   )
+  rooms.routes = new Routes({
+    workerId: ctx.workerId,
+    topic: plan.routesTopic,
+    transport,
+    logger,
+    status,
+    producer: internalProducer,
+    assigned: () => partitions.assignment().map((tp) => tp.partition),
+    readsStreams: () => rooms.conductor.topicNames().length > 0,
+  })
   rooms.outbox = new Outbox({
     clock,
     logger,

@@ -1,8 +1,9 @@
 /**
  * The topics a worker needs before it joins the group: the app's declared topics, the
- * repartition topics its `groupBy`s create, table changelogs (compacted), dead-letter topics and
- * the leader topic, with their partitions, replicas and configs; and the check that each table
- * agrees with its existing changelog on partitions. Creating them is the transport admin's job.
+ * repartition topics its `groupBy`s create, table changelogs (compacted), dead-letter topics, the
+ * leader topic, the route book and the replies of asks answered on another worker, with their
+ * partitions, replicas and configs; and the check that each table agrees with its existing
+ * changelog on partitions. Creating them is the transport admin's job.
  */
 
 import type { Agent } from '../agents/agent.js'
@@ -29,12 +30,31 @@ export function leaderTopicOf(appId: string): string {
   return `${appId}-__leader`
 }
 
+/** The app's route book: each worker's partition numbers and web address, keyed by worker id (routes.ts). */
+export function routesTopicOf(appId: string): string {
+  return `${appId}-__routes`
+}
+
+/** Answers to `ask()`s processed on another worker than the asker's (replies.ts). */
+export function repliesTopicOf(appId: string): string {
+  return `${appId}-__replies`
+}
+
+/** Old segments of the route book and the replies roll after 10 minutes, so compaction and retention reach them. */
+const ROUTING_SEGMENT_MS = String(10 * 60_000)
+/** Answers are read within an ask's timeout: an hour is plenty. */
+const REPLIES_RETENTION_MS = 60 * 60_000
+
 export class TopicPlan {
   private readonly internal = new Map<string, Topic<any, any>>()
   readonly leaderTopic: string
+  readonly routesTopic: string
+  readonly repliesTopic: string
 
   constructor(private readonly host: WorkerHost) {
     this.leaderTopic = leaderTopicOf(host.id)
+    this.routesTopic = routesTopicOf(host.id)
+    this.repliesTopic = repliesTopicOf(host.id)
   }
 
   /**
@@ -106,6 +126,18 @@ export class TopicPlan {
         })
     }
     add({ name: this.leaderTopic, partitions: 1 })
+    add({
+      name: this.routesTopic,
+      partitions: 1,
+      compacted: true,
+      config: { 'segment.ms': ROUTING_SEGMENT_MS },
+    })
+    add({
+      name: this.repliesTopic,
+      partitions: 1,
+      retentionMs: REPLIES_RETENTION_MS,
+      config: { 'segment.ms': ROUTING_SEGMENT_MS },
+    })
     return [...specs.values()]
   }
 

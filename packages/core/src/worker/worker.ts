@@ -88,7 +88,7 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
       },
       restart: (err) => this.restart(err),
     })
-    if (services.web !== false) this.web = new WebServer(this, services.web)
+    if (services.web !== false) this.web = new WebServer(this, services.web, this.rooms.routes)
   }
 
   get leaderTopic(): string {
@@ -145,6 +145,7 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
     this.assertAlive()
     await this.transport.admin.ensureTopics(this.rooms.plan.specs())
     await this.rooms.plan.checkCopartitioning(this.transport.admin)
+    await this.rooms.routes.start(this.web?.advertisedUrl)
 
     const topics = this.rooms.conductor.topicNames()
     const reads = topics.length > 0
@@ -158,8 +159,8 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
       standbyReplicas: Math.max(0, ...app.tables.map((t) => t.options.standbyReplicas ?? 0)),
     })
     await this.consumer.start(topics, {
-      onAssign: (tps) => this.rooms.rebalance.onAssign(tps),
-      onRevoke: (tps) => this.rooms.rebalance.onRevoke(tps),
+      onAssign: (tps) => this.rooms.rebalance.onAssign(tps).then(() => this.rooms.routes.changed()),
+      onRevoke: (tps) => this.rooms.rebalance.onRevoke(tps).finally(() => this.rooms.routes.changed()),
       onBatch: (batch) => this.rooms.conductor.onBatch(batch),
       onLost: (err) => {
         this.logger.error('the consumer is gone; the worker stops without committing', { err })
@@ -223,6 +224,7 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
     }
     this.stopPhase = 'flushing and committing'
     await this.commit()
+    await this.rooms.routes.stop()
     this.rooms.requests.rejectAll('the app stopped before the agent answered')
     this.stopPhase = 'closing the producers'
     await this.rooms.outbox.producer.close()

@@ -1,0 +1,184 @@
+// Any key from any worker on a real broker (issue 15, item 1): three `mephisto worker` processes
+// of one app share a 6-partition topic and a table sharded like it. Every key of the table, read
+// through each worker's web port, gives the right value, answered by the worker that owns it
+// (x-mephisto-worker); an ask() made on each worker for keys the others own is answered by the
+// owner, through the replies topic.
+import { afterAll, expect, it } from 'vitest'
+import { defaultPartition } from '../../src/transport/partitioner.js'
+import type { Running } from '../cliProcess.js'
+import { cliMain, start } from '../cliProcess.js'
+import { describeKafka, kafkaBrokers, testTransport, uniqueName } from './kafka.js'
+
+const appModule = new URL('./routingFixture.ts', import.meta.url).pathname
+const PARTITIONS = 6
+const USERS = 60
+const EVENTS = 3_000
+const created: string[] = []
+
+afterAll(async () => {
+  if (created.length === 0) return
+  const t = testTransport()
+  await t.connect()
+  const all = await t.admin.listTopics()
+  await t.admin.deleteTopics(all.filter((name) => created.some((id) => name.startsWith(`${id}-`))))
+  await t.close()
+})
+
+interface Worker {
+  run: Running
+  url: string
+  id: string
+}
+
+async function startWorker(id: string): Promise<Worker> {
+  const run = start(cliMain, ['-A', appModule, 'worker', '-l', 'warn'], {
+    env: { KAFKA_BROKERS: kafkaBrokers(), ROUTING_ID: id },
+  })
+  const [, url] = await run.waitFor(/ready: \S+ in [\d.]+ s, web (http:\/\/127\.0\.0\.1:\d+)\//, 90_000)
+  const health = await get(`${url}/health`)
+  return { run, url: url!, id: health.body.worker }
+}
+
+interface Answer {
+  status: number
+  body: any
+  worker: string | null
+}
+
+async function get(url: string): Promise<Answer> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(20_000) })
+  const text = await res.text()
+  let body: unknown = text
+  try {
+    body = JSON.parse(text)
+  } catch {}
+  return { status: res.status, body, worker: res.headers.get('x-mephisto-worker') }
+}
+
+async function until<T>(
+  what: string,
+  fn: () => Promise<T>,
+  ok: (v: T) => boolean,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await fn().catch((err: unknown) => err as T)
+    if (!(v instanceof Error) && ok(v)) return v
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}; last: ${v instanceof Error ? v.message : JSON.stringify(v)}`,
+      )
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
+/** The partitions of the events topic each worker is assigned. */
+async function assignments(workers: Worker[], topic: string): Promise<Map<Worker, number[]>> {
+  const out = new Map<Worker, number[]>()
+  for (const w of workers) {
+    const topics = (await get(`${w.url}/topics`)).body as { name: string; assigned: number[] }[]
+    out.set(w, topics.find((t) => t.name === topic)?.assigned ?? [])
+  }
+  return out
+}
+
+async function produce(topic: string): Promise<Map<string, number>> {
+  const want = new Map<string, number>()
+  const t = testTransport()
+  await t.connect()
+  const producer = t.producer()
+  try {
+    for (let i = 0; i < EVENTS; i++) {
+      const user = `user-${i % USERS}`
+      want.set(user, (want.get(user) ?? 0) + 1)
+      await producer.send({ topic, key: Buffer.from(user), value: Buffer.from('1') })
+    }
+    await producer.flush()
+  } finally {
+    await producer.close()
+    await t.close()
+  }
+  return want
+}
+
+async function stop(w: Worker): Promise<void> {
+  w.run.child.kill('SIGTERM')
+  const done = await w.run.exited
+  expect(done.code, done.stderr).toBe(0)
+}
+
+describeKafka('routing across worker processes', () => {
+  it('every key through each worker, answered by its owner; ask() across workers', {
+    timeout: 120_000,
+  }, async () => {
+    const started = Date.now()
+    const id = uniqueName('routing')
+    created.push(id)
+    const topic = `${id}-events`
+    const workers = await Promise.all([startWorker(id), startWorker(id), startWorker(id)])
+    try {
+      // The group settles: each worker owns two of the six partitions.
+      const owned = await until(
+        'the partitions split between the three workers',
+        () => assignments(workers, topic),
+        (a) =>
+          a.size === 3 &&
+          [...a.values()].every((ps) => ps.length === 2) &&
+          [...a.values()].flat().sort().join() === Array.from({ length: PARTITIONS }, (_, p) => p).join(),
+      )
+      const ownerOf = (partition: number): Worker => [...owned].find(([, ps]) => ps.includes(partition))![0]
+
+      const want = await produce(topic)
+      const read = (w: Worker, user: string) => get(`${w.url}/tables/counts/${user}`)
+      // Every count, through every worker (route books follow the routes topic a few times a second).
+      await until(
+        'every key through every worker',
+        async () => {
+          const wrong: string[] = []
+          for (const w of workers) {
+            for (const [user, n] of want) {
+              const a = await read(w, user)
+              if (a.status !== 200 || a.body.value !== n)
+                wrong.push(`${user}@${w.id}: ${a.status} ${a.body.value}`)
+            }
+          }
+          return wrong
+        },
+        (wrong) => wrong.length === 0,
+      )
+      let forwarded = 0
+      for (const w of workers) {
+        for (const [user, n] of want) {
+          const a = await read(w, user)
+          expect(a.status, JSON.stringify(a.body)).toBe(200)
+          expect(a.body.value).toBe(n)
+          expect(a.worker).toBe(ownerOf(a.body.partition).id)
+          if (a.worker !== w.id) forwarded++
+        }
+      }
+      // Two thirds of the reads were answered by another worker than the one asked.
+      expect(forwarded).toBe((2 * USERS * workers.length) / 3)
+
+      // ask() on each worker, for a user of each partition it does not own.
+      const users = [...want.keys()]
+      for (const w of workers) {
+        for (let p = 0; p < PARTITIONS; p++) {
+          if (ownerOf(p) === w) continue
+          const user = users.find((u) => defaultPartition(Buffer.from(u), PARTITIONS) === p)!
+          const a = await get(`${w.url}/ask/${user}?n=10`)
+          expect(a.status, JSON.stringify(a.body)).toBe(200)
+          want.set(user, want.get(user)! + 10)
+          expect(a.body.asker).toBe(w.id)
+          expect(a.body.answer).toEqual({ total: want.get(user), worker: ownerOf(p).id })
+        }
+      }
+    } finally {
+      await Promise.all(workers.map(stop))
+    }
+    const took = (Date.now() - started) / 1000
+    console.log(
+      `routing.kafka: 3 workers, ${USERS} keys read through each, 12 asks across workers in ${took.toFixed(1)} s`,
+    )
+  })
+})
