@@ -1,6 +1,6 @@
 // Benchmarks, as ratios taken in one run on one machine. Prints a table and writes JSON to
 // bench-results/. Never a timed test: run it by hand (or from CI) for the figures.
-//   pnpm bench [--events 200000] [--messages 1000000] [--only memory|kafka] [--skip consumer,hits,recovery]
+//   pnpm bench [--events 200000] [--messages 1000000] [--only memory|kafka] [--skip consumer,hits,tables,recovery]
 // The Kafka benchmarks use KAFKA_BROKERS, or start docker/kafka-local for the run.
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util'
 import { consumerBench, hitCounterKafkaBench } from './kafka.js'
 import { memoryBench } from './memory.js'
 import { recoveryBench } from './recovery.js'
+import { tableBench } from './tables.js'
 
 const { values } = parseArgs({
   args: process.argv.slice(2).filter((a) => a !== '--'),
@@ -17,6 +18,7 @@ const { values } = parseArgs({
     events: { type: 'string', default: '200000' },
     messages: { type: 'string', default: '1000000' },
     'hit-events': { type: 'string', default: '100000' },
+    'table-events': { type: 'string', default: '500000' },
     'table-keys': { type: 'string', default: '1000000' },
     tail: { type: 'string', default: '10000' },
     only: { type: 'string' },
@@ -94,6 +96,24 @@ if (!values.only || values.only === 'kafka') {
         `${fmt(h.perSec)} at_least_once`,
         `${(eos.perSec / h.perSec).toFixed(2)}x`,
         eos.countsMatch ? 'yes' : 'NO',
+      ])
+    }
+    if (!skip.has('tables')) {
+      const t = await tableBench(list, Number(values['table-events']))
+      results.tables = t
+      rows.push([
+        'windowed count (tumbling 1 min, event time), Kafka',
+        fmt(t.windowed.perSec),
+        `${fmt(t.plain.perSec)} plain table count`,
+        `${t.windowed.ratio.toFixed(2)}x`,
+        t.windowed.correct && t.plain.correct ? 'yes' : 'NO',
+      ])
+      rows.push([
+        'stream-table join, then the count, Kafka',
+        fmt(t.join.perSec),
+        `${fmt(t.plain.perSec)} plain table count`,
+        `${t.join.ratio.toFixed(2)}x`,
+        t.join.correct && t.plain.correct ? 'yes' : 'NO',
       ])
     }
     if (!skip.has('recovery')) {
