@@ -1,7 +1,7 @@
 import { TestApp } from '@mephisto/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { LateEventPolicy, Window } from '../src/index.js'
-import { App } from '../src/index.js'
+import { App, currentEvent } from '../src/index.js'
 
 const MINUTE = 60_000
 let t: TestApp | undefined
@@ -144,5 +144,33 @@ describe('stream time', () => {
     const unique = [...new Set(byWindow(w.closed))]
     expect(unique).toEqual(EVERY_WINDOW)
     expect(w.app.monitor.snapshot().tables['per-minute']?.lateEvents ?? 0).toBe(0)
+  })
+
+  it('onWindowClose runs outside the event whose write moved stream time (not in its transaction)', async () => {
+    const app = new App({ id: 'close-context', logger: 'silent', processingGuarantee: 'exactly_once' })
+    const readings = app.topic<string, Reading>('readings', { partitions: 2 })
+    const reports = app.topic<string, string>('reports', { partitions: 2 })
+    const contexts: unknown[] = []
+    const view = app
+      .table<string, number>('per-minute', {
+        default: () => 0,
+        partitions: 2,
+        onWindowClose: async (sensor, window, n) => {
+          contexts.push(currentEvent())
+          await reports.send({ key: sensor, value: `${sensor} ${window.start / MINUTE} ${n}` })
+        },
+      })
+      .tumbling(MINUTE, { graceMs: 0 })
+      .relativeToField((r: Reading) => r.at)
+    app.agent(readings, async (stream) => {
+      for await (const r of stream) await view.update(r.sensor, (n) => n + 1)
+    })
+    t = await TestApp.start(app)
+    await t.send(readings, { key: 'a', value: { sensor: 'a', at: 1_000 }, partition: 0 })
+    await t.send(readings, { key: 'a', value: { sensor: 'a', at: 2 * MINUTE }, partition: 0 })
+    await t.settle()
+    await t.commit()
+    expect(contexts).toEqual([undefined])
+    expect(t.sent(reports).map((m) => m.value)).toEqual(['a 0 1'])
   })
 })

@@ -7,6 +7,7 @@
 import type { Clock } from '../base/clock.js'
 import type { Logger } from '../base/logger.js'
 import { parseCron, Scheduler } from '../base/schedule.js'
+import { actorContext } from '../streams/context.js'
 import type { Table } from '../tables/table.js'
 import type { CrontabDef, TimerDef } from './host.js'
 
@@ -78,18 +79,22 @@ export class Jobs {
       state = 'asked'
       // Counted as busy from the ask, so a test's settle() waits for it.
       this.pending++
-      setImmediate(() => {
-        this.pending--
-        if (this.stopped) {
-          state = 'idle'
-          return
-        }
-        state = 'running'
-        void this.run(name, fn).finally(() => {
-          if (state === 'again') soon()
-          else state = 'idle'
-        })
-      })
+      // Asked from inside an event (a write that moved stream time): the job is not part of that
+      // event, so it runs outside its context (its sends are not the event's, nor in its transaction).
+      actorContext.exit(() =>
+        setImmediate(() => {
+          this.pending--
+          if (this.stopped) {
+            state = 'idle'
+            return
+          }
+          state = 'running'
+          void this.run(name, fn).finally(() => {
+            if (state === 'again') soon()
+            else state = 'idle'
+          })
+        }),
+      )
     }
     return () => {
       if (state === 'idle') soon()
