@@ -20,6 +20,8 @@ export const ROUTE_HEARTBEAT_MS = 3_000
 export const ROUTE_POLL_MS = 250
 /** A claim not renewed within this long is stale: its worker died without a tombstone. */
 export const ROUTE_TTL_MS = 10 * ROUTE_HEARTBEAT_MS
+/** How long a stop waits for its tombstone to be written. */
+const TOMBSTONE_WAIT_MS = 3_000
 
 export interface RoutesDeps {
   readonly workerId: string
@@ -76,13 +78,19 @@ export class Routes implements WebRouter {
     void this.publish(false)
   }
 
-  /** Stopping: a tombstone, so the others forget this worker at once. */
+  /**
+   * Stopping: a tombstone, so the others forget this worker at once. Waited for a few seconds at
+   * most: without it the others drop the claim when it goes stale.
+   */
   async stop(): Promise<void> {
     if (this.url === undefined) return
     this.close()
-    await this.write(null).catch((err: unknown) =>
+    let timer: NodeJS.Timeout | undefined
+    const written = this.write(null).catch((err: unknown) =>
       this.deps.logger.warn('could not remove this worker from the route book', { err }),
     )
+    await Promise.race([written, new Promise((r) => (timer = setTimeout(r, TOMBSTONE_WAIT_MS)))])
+    clearTimeout(timer)
   }
 
   owns(partition: number): boolean {
