@@ -69,3 +69,36 @@ describe('global tables', () => {
     for (const u of USERS) expect(await b.names.get(u), u).toBe(`name of ${u}`)
   })
 })
+
+describe('stream-global-table join', () => {
+  it('stream.join(globalTable) enriches on every worker, whatever the table partitions', async () => {
+    const make = (out: string[]) => {
+      const app = new App({ id: 'global-join', logger: 'silent', commitIntervalMs: 100 })
+      const users = app.topic<string, string>('users', { partitions: 3 })
+      const orders = app.topic<string, string>('orders', { partitions: 4 })
+      // Not co-partitioned with orders (3 partitions against 4): a global table need not be.
+      const names = app.globalTable<string, string>('names', { partitions: 3 })
+      app.agent(users, async (stream) => {
+        for await (const [user, name] of stream.items()) names.set(user, name)
+      })
+      app.agent(orders, async (stream) => {
+        for await (const [item, name] of stream.join(names)) out.push(`${item} for ${name}`)
+      })
+      return { app, users, orders }
+    }
+    const out: string[] = []
+    const a = make(out)
+    const b = make(out)
+    const ta = await TestApp.start(a.app)
+    const tb = await TestApp.start(b.app, { broker: ta.broker, clock: ta.clock })
+    running = [ta, tb]
+    for (const u of USERS) await ta.send(a.users, { key: u, value: `name of ${u}` })
+    for (const t of running) await t.settle()
+    await ta.advance(1_000)
+    await ta.advance(1_000)
+    for (const u of USERS) await ta.send(a.orders, { key: u, value: `item of ${u}` })
+    for (const t of running) await t.settle()
+    expect(out.sort()).toEqual(USERS.map((u) => `item of ${u} for name of ${u}`).sort())
+    expect(a.app.running && b.app.running).toBe(true)
+  })
+})

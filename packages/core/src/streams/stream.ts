@@ -59,8 +59,10 @@ export interface JoinableTable<K, T> {
   readonly partitions: number
   /** The app that declared the table: the join asks it for the partitions of the stream's topic. */
   readonly host: object
-  has(key: K, options: { partition: number }): Promise<boolean>
-  get(key: K, options: { partition: number }): Promise<T>
+  /** `global`: a global table (`app.globalTable`), read where the key's hash places it. */
+  readonly options?: { readonly global?: boolean }
+  has(key: K, options?: { partition?: number }): Promise<boolean>
+  get(key: K, options?: { partition?: number }): Promise<T>
 }
 
 /** What a join asks of the app. Implemented by the app. */
@@ -180,13 +182,16 @@ export class Stream<V, K = unknown> implements AsyncIterable<V> {
         let found: boolean
         let joined: T | undefined
         try {
-          if (!checked.has(e.topic)) {
+          // A global table holds every key on every worker: no co-partitioning, its own placement.
+          const global = table.options?.global === true
+          if (!global && !checked.has(e.topic)) {
             await checkCopartitioned(table, e.topic)
             checked.add(e.topic)
           }
           // Explicit partition: while a stream's operators run, the actor's event is still the previous one.
-          found = await table.has(e.key, { partition: e.partition })
-          joined = found ? await table.get(e.key, { partition: e.partition }) : undefined
+          const where = global ? undefined : { partition: e.partition }
+          found = await table.has(e.key, where)
+          joined = found ? await table.get(e.key, where) : undefined
         } catch (err) {
           return failedOn(context, e, err)
         }
