@@ -198,6 +198,8 @@ describe.concurrent('mephisto agents, tables, topics', () => {
       'cli-fixture-orders-dlq': 'dlq',
       'cli-fixture-notices-dlq': 'dlq',
       'cli-fixture-__leader': 'leader',
+      'cli-fixture-__routes': 'routes',
+      'cli-fixture-__replies': 'replies',
     })
   })
 })

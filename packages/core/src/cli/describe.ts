@@ -2,13 +2,16 @@ import type { App } from '../app/app.js'
 import type { Store } from '../stores/store.js'
 import type { Table } from '../tables/table.js'
 import type { TopicSpec } from '../transport/transport.js'
-import { leaderTopicOf } from '../worker/topicPlan.js'
+import { leaderTopicOf, repliesTopicOf, routesTopicOf } from '../worker/topicPlan.js'
 
 /** What `mephisto topics` and the banner show of a topic. */
 export interface TopicRow {
   name: string
-  /** `topic` (declared), `internal` (declared internal), `changelog`, `dlq` or `leader`. */
-  role: 'topic' | 'internal' | 'changelog' | 'dlq' | 'leader'
+  /**
+   * `topic` (declared), `internal` (declared internal), `changelog`, `dlq`, `leader`, or the
+   * workers' `routes` and ask `replies` (see worker/routes.ts, worker/replies.ts).
+   */
+  role: 'topic' | 'internal' | 'changelog' | 'dlq' | 'leader' | 'routes' | 'replies'
   partitions: number
   /** Agents reading it. */
   agents: string[]
@@ -66,6 +69,10 @@ export function describeTopics(app: App): TopicRow[] {
   }
   const leader = leaderTopic(app)
   rows.set(leader, { name: leader, role: 'leader', partitions: 1, agents: [] })
+  const routes = routesTopicOf(app.id)
+  rows.set(routes, { name: routes, role: 'routes', partitions: 1, agents: [] })
+  const replies = repliesTopicOf(app.id)
+  rows.set(replies, { name: replies, role: 'replies', partitions: 1, agents: [] })
   return [...rows.values()]
 }
 

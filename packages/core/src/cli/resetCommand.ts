@@ -1,5 +1,6 @@
 import type { App } from '../app/app.js'
 import type { Store } from '../stores/store.js'
+import { repliesTopicOf, routesTopicOf } from '../worker/topicPlan.js'
 import type { CommandContext } from './context.js'
 import { onMemoryBroker, openTransport } from './context.js'
 import { isOwnRepartitionTopic, leaderTopic, storeName, tableStores } from './describe.js'
@@ -67,12 +68,12 @@ export async function resetCommand(ctx: CommandContext, workers = 1): Promise<nu
 
 /**
  * The topics the app owns and rebuilds, and only those that exist: table changelogs, topics
- * declared internal, the leader topic, and the repartition topics of its own agents' `groupBy`s
+ * declared internal, the leader, routes and replies topics, and the repartition topics of its own agents' `groupBy`s
  * (see {@link isOwnRepartitionTopic}). Nothing is picked by the app id alone: another app's id
  * may start with it.
  */
 function internalTopics(app: App, existing: readonly string[]): string[] {
-  const owned = new Set<string>([leaderTopic(app)])
+  const owned = new Set<string>([leaderTopic(app), routesTopicOf(app.id), repliesTopicOf(app.id)])
   for (const t of app.tables) owned.add(t.changelogTopic)
   for (const t of app.topics.values()) if (t.options.internal) owned.add(t.name)
   return existing.filter((t) => owned.has(t) || isOwnRepartitionTopic(app, t)).sort()
