@@ -7,7 +7,7 @@
 // ---------------------------------------------------------------------------------------------
 export type { AgentFn, AgentOptions, AskOptions, ErrorAction, ErrorHandler, Sink } from './agents/agent.js'
 export { Agent } from './agents/agent.js'
-export type { StartOptions, TaskOptions } from './app/app.js'
+export type { StartOptions } from './app/app.js'
 export { App } from './app/app.js'
 export type {
   AppOptions,
@@ -33,7 +33,7 @@ export {
 export { HEADERS } from './base/headers.js'
 export type { Logger, LogLevel } from './base/logger.js'
 export { consoleLogger } from './base/logger.js'
-export type { CrontabOptions, TimerOptions } from './base/schedule.js'
+export type { CrontabOptions, TaskOptions, TimerOptions } from './base/schedule.js'
 export type { JoinResult, JoinType, StreamJoinOptions } from './joins/joinOptions.js'
 export type { MonitorOptions } from './sensors/monitor.js'
 export { Monitor } from './sensors/monitor.js'

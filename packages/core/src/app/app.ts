@@ -5,7 +5,7 @@ import { realClock } from '../base/clock.js'
 import { ConfigurationError, NotReadyError } from '../base/errors.js'
 import type { Logger } from '../base/logger.js'
 import { consoleLogger } from '../base/logger.js'
-import type { CrontabOptions, TimerOptions } from '../base/schedule.js'
+import type { CrontabOptions, TaskOptions, TimerOptions } from '../base/schedule.js'
 import { parseCron } from '../base/schedule.js'
 import type { TopicPartition } from '../base/topicPartition.js'
 import type { JoinResult, StreamJoinOptions } from '../joins/joinOptions.js'
@@ -31,6 +31,7 @@ import type { AppOptions, AppSettings } from './options.js'
 import { DEFAULTS, resolveAppOptions } from './options.js'
 import { RestartPolicy } from './restartPolicy.js'
 import type { AppTestingSeam } from './testing.js'
+import { testingSeam } from './testing.js'
 
 export type { AppOptions, KafkaOptions, ProcessingGuarantee } from './options.js'
 
@@ -48,12 +49,6 @@ const RESERVED_PAGE_ROOTS = new Set(['health', 'stats', 'agents', 'topics', 'tab
  * A Mephisto application: declare topics, agents, tables and timers on it, then `start()` a
  * worker. The same definitions run on Kafka, on the memory broker and in the testkit.
  */
-/** `app.task(fn, options)` */
-export interface TaskOptions {
-  /** Run on the leader only (see App.task). */
-  onLeader?: boolean
-}
-
 export class App implements WorkerHost, JoinHost {
   readonly id: string
   /** The options as given. */
@@ -123,7 +118,9 @@ export class App implements WorkerHost, JoinHost {
     const [first, ...more] = Array.isArray(source) ? source : [source]
     if (Array.isArray(source)) {
       if (source.length === 0 || !source.every((t) => t instanceof Topic))
-        throw new ConfigurationError('app.agent([topics], fn): give one or more topics of this app (no channels)')
+        throw new ConfigurationError(
+          'app.agent([topics], fn): give one or more topics of this app (no channels)',
+        )
       if (new Set(source.map((t) => t.name)).size !== source.length)
         throw new ConfigurationError('app.agent([topics], fn): a topic is listed twice')
     }
@@ -172,7 +169,9 @@ export class App implements WorkerHost, JoinHost {
    */
   globalTable<K = string, V = unknown>(name: string, options: TableOptions<K, V> = {}): Table<K, V> {
     if (options.standbyReplicas)
-      throw new ConfigurationError(`global table ${name}: every worker holds all of it; standbyReplicas does not apply`)
+      throw new ConfigurationError(
+        `global table ${name}: every worker holds all of it; standbyReplicas does not apply`,
+      )
     return this.table(name, { ...options, global: true })
   }
 
@@ -248,23 +247,7 @@ export class App implements WorkerHost, JoinHost {
    * change in a minor version.
    */
   get experimental_testing(): AppTestingSeam {
-    const app = this
-    return {
-      get state() {
-        return app.worker?.state
-      },
-      get crashReason() {
-        return app.worker?.crashReason
-      },
-      idle: () => {
-        const w = app.worker
-        return !w || w.state === 'stopped' || w.state === 'crashed' || w.idle()
-      },
-      commit: async () => {
-        await app.worker?.commit()
-      },
-      abort: (reason) => app.abort(reason),
-    }
+    return testingSeam(this)
   }
 
   /** True once `start()` resolved and until `stop()`. */

@@ -9,6 +9,12 @@ export interface TimerOptions {
   name?: string
 }
 
+/** `app.task(fn, options)` */
+export interface TaskOptions {
+  /** Run on the leader only, once (see App.task). */
+  onLeader?: boolean
+}
+
 export interface CrontabOptions extends TimerOptions {
   /** IANA time zone of the expression. Default UTC. */
   timezone?: string
