@@ -119,8 +119,8 @@ export class Agent<V = unknown, K = unknown, R = unknown> {
 
   /**
    * Sends a value and resolves with what the agent yields while processing it (undefined when it
-   * yields nothing). The asking worker must be the one that processes it (channels, one worker,
-   * or the partition this worker owns).
+   * yields nothing). Any worker may ask: when another worker processes the value (its key's
+   * partition is owned there), the answer comes back through the app's replies topic.
    */
   async ask(value: V, options?: AskOptions<K>): Promise<R | undefined> {
     const message: Message<K, V> = { value }
