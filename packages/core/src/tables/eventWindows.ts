@@ -2,15 +2,16 @@
  * What the views whose windows the events themselves define (session and sliding windows) share:
  * stream time and the close pass around it, one lock per key so that an event's write and the
  * close pass never interleave on a key (both read a key's index record and write it back), when to
- * ask for a pass, late writes, and reads as windows. Where the windows are is each view's.
+ * ask for a pass, and a key's windows as its index record lists them. Where the windows are is
+ * each view's; what every windowed view shares is in windowView.ts.
  */
+import { ConfigurationError } from '../base/errors.js'
 import { KeyedLock } from '../base/keyedLock.js'
 import type { TableState } from './tableState.js'
-import type { Window, WindowedSource, WindowSettings } from './windowed.js'
 import type { WindowIndex } from './windowIndex.js'
 import type { WindowTime } from './windowTime.js'
-import type { Relative, WindowView } from './windowView.js'
-import { lateEventError, relativeTime } from './windowView.js'
+import type { Relative, Window, WindowedSource, WindowSettings, WindowView } from './windowView.js'
+import { BaseWindowedTable } from './windowView.js'
 
 /** Shared by a view and the views its `relativeTo*()` make: one lock, one schedule, one worker hook. */
 export interface ViewRuntime {
@@ -28,22 +29,45 @@ export function viewRuntime(): ViewRuntime {
   return { closeSoon: undefined, locks: new KeyedLock(), due: new WeakMap() }
 }
 
+/** Refuses a view's length (a session gap, a sliding window size) that is not a positive integer (ms). */
+export function checkLength(table: string, what: string, ms: number): void {
+  if (!(ms > 0) || !Number.isInteger(ms))
+    throw new ConfigurationError(`table ${table}: ${what} must be a positive integer (ms)`)
+}
+
 /** What a write puts in a window: the value it had (or the default) in, the new one out. */
 export type Apply<V> = (current: V) => V | Promise<V>
 
 /** A window closing, and the promise of its `onWindowClose` (wrapped: a lock must not wait for it). */
 export type Report = { done: void | Promise<void> } | undefined
 
-export abstract class EventWindowedTable<K, V, R> implements WindowView {
+/** A write as the lock of its key runs it: where, when, and what it applies. */
+export interface Write<K, V, R> {
+  state: TableState<K, V>
+  partition: number
+  key: K
+  sk: string
+  /** The write's time (the relative time). */
+  time: number
+  /** The partition's late mark when the lock was taken. */
+  mark: number
+  /** The key's index record then. */
+  record: R | undefined
+  apply: Apply<V>
+}
+
+export abstract class EventWindowedTable<K, V, R> extends BaseWindowedTable<K, V> implements WindowView {
   /** @internal */
   constructor(
-    /** @internal */ readonly table: WindowedSource<K, V>,
-    /** @internal Resolved options. */ readonly settings: WindowSettings,
-    /** @internal The stream time of the table's partitions. */ readonly time: WindowTime,
+    table: WindowedSource<K, V>,
+    settings: WindowSettings,
+    time: WindowTime,
     protected readonly index: WindowIndex<R>,
     protected readonly runtime: ViewRuntime,
-    protected readonly relative: Relative,
-  ) {}
+    relative: Relative,
+  ) {
+    super(table, settings, time, relative)
+  }
 
   abstract describe(): string
   abstract readonly closeEveryMs: number
@@ -57,39 +81,37 @@ export abstract class EventWindowedTable<K, V, R> implements WindowView {
     this.runtime.closeSoon = fn
   }
 
-  /** How long after its end a window takes events (stream time). */
-  get graceMs(): number {
-    return this.settings.graceMs
-  }
-
-  /** Windows by the time of the event being processed (the default). */
-  relativeToStream(): this {
-    return this.with({ kind: 'stream' })
-  }
-
-  /** Windows by the app clock when the write happens. */
-  relativeToNow(): this {
-    return this.with({ kind: 'now' })
-  }
-
-  /** Windows by a time taken from the event's value. */
-  relativeToField<T>(fn: (value: T) => number): this {
-    return this.with({ kind: 'field', fn })
-  }
-
-  /** The stream time of a partition (the latest event time its windows have seen), or null. */
-  streamTime(partition: number): number | null {
-    return this.time.get(partition).streamTime
+  /**
+   * Sets `value` in the key's windows at the relative time: the session it falls in (merging the
+   * sessions it touches first), or every sliding window holding it. False when they have closed
+   * (a late event).
+   */
+  set(key: K, value: V): Promise<boolean> {
+    return this.write(key, () => value)
   }
 
   /**
-   * Every window of every key in the partitions this worker owns (or in one partition), as
-   * `[key, window, value]`, open windows only.
+   * Applies `fn` to the value of the same windows as {@link set}: a new session starts from the
+   * default, sessions the time touches are merged first; a new sliding window starts from the
+   * window holding the same earlier events. False when late.
    */
-  abstract entries(options?: { partition?: number }): AsyncIterable<[K, Window, V]>
+  update(key: K, fn: Apply<V>): Promise<boolean> {
+    return this.write(key, fn)
+  }
 
   /** The open windows of `key`, oldest first. */
-  abstract items(key: K): Promise<[Window, V][]>
+  async items(key: K): Promise<[Window, V][]> {
+    const state = this.state()
+    const partition = this.partition(key)
+    const sk = this.table.storageKey(key)
+    const record = await this.index.read(partition, sk)
+    const out: [Window, V][] = []
+    for (const { window, wk } of record ? this.windowsIn(sk, record) : []) {
+      const v = await state.read(partition, wk)
+      if (v !== undefined) out.push([window, v])
+    }
+    return out
+  }
 
   /** Every key with a value in `window` (same start and end), in the partitions this worker owns. */
   async keysIn(window: Window): Promise<[K, V][]> {
@@ -124,8 +146,11 @@ export abstract class EventWindowedTable<K, V, R> implements WindowView {
     horizon: number,
   ): Promise<number>
 
-  /** The same view with another way to tell an event's time. */
-  protected abstract with(relative: Relative): this
+  /** Applies a write to the key's windows, under the key's lock. False when late. */
+  protected abstract place(write: Write<K, V, R>): Promise<boolean>
+
+  /** The windows of the key stored as `sk` that its index record lists, oldest first, with their storage keys. */
+  protected abstract windowsIn(sk: string, record: R): { window: Window; wk: string }[]
 
   /** `fn` alone for the key stored as `sk` in `partition`. */
   protected locked<T>(partition: number, sk: string, fn: () => Promise<T>): Promise<T> {
@@ -145,14 +170,23 @@ export abstract class EventWindowedTable<K, V, R> implements WindowView {
     if (now === undefined || closesAt < now) due.set(partition, closesAt)
   }
 
-  /** A write whose windows have closed: counted, and per `lateEvents` dropped or thrown. */
-  protected late(state: TableState<K, V>, key: K, time: number, partition: number): false {
-    state.sensors.onLateEvent(this.table.name)
-    if (this.settings.lateEvents === 'deadLetter') {
-      const mark = this.time.lateMark(partition)
-      throw lateEventError(this.table.name, key, time, partition, mark, this.settings.graceMs)
+  /**
+   * Reports `closing` in order, each closed by `close` under its key's lock, and waits for each
+   * report's `onWindowClose` outside the lock. Returns how many it reported.
+   */
+  protected async reportEach<C extends { sk: string }>(
+    partition: number,
+    closing: readonly C[],
+    close: (c: C) => Promise<Report>,
+  ): Promise<number> {
+    let closed = 0
+    for (const c of closing) {
+      const report = await this.locked(partition, c.sk, () => close(c))
+      if (!report) continue
+      closed++
+      await report.done
     }
-    return false
+    return closed
   }
 
   /** Calls `onWindowClose` now (so no commit falls between the removal and the call). */
@@ -161,17 +195,25 @@ export abstract class EventWindowedTable<K, V, R> implements WindowView {
     return { done: onClose?.(this.table.keyFromStorage(sk), window, value) }
   }
 
-  protected relativeTime(): number {
-    return relativeTime(this.relative, this.state().clock)
-  }
-
-  /** Inside an event: the event's partition (tables shard like their source); outside: the key's hash. */
-  protected partition(key: K): number {
-    return this.table.readPartition(this.table.storageKey(key), undefined)
-  }
-
-  protected state(): TableState<K, V> {
-    return this.table.state()
+  /** A write of `key` at the relative time: moves stream time, then places it under the key's lock. */
+  private write(key: K, apply: Apply<V>): Promise<boolean> {
+    const state = this.state()
+    const partition = this.partition(key)
+    const time = this.relativeTime()
+    const sk = this.table.storageKey(key)
+    this.advance(state, partition, time)
+    return this.locked(partition, sk, async () =>
+      this.place({
+        state,
+        partition,
+        key,
+        sk,
+        time,
+        mark: this.time.lateMark(partition),
+        record: await this.index.read(partition, sk),
+        apply,
+      }),
+    )
   }
 
   private dueOf(state: TableState<K, V>): Map<number, number> {

@@ -6,14 +6,14 @@
  * file does not read the partition to find them.
  */
 import { ConfigurationError } from '../base/errors.js'
-import type { Apply, Report, ViewRuntime } from './eventWindows.js'
-import { EventWindowedTable, viewRuntime } from './eventWindows.js'
+import type { Report, ViewRuntime, Write } from './eventWindows.js'
+import { checkLength, EventWindowedTable, viewRuntime } from './eventWindows.js'
 import type { TableState } from './tableState.js'
-import type { Window, WindowedSource, WindowOptions, WindowSettings } from './windowed.js'
+import type { WindowOptions } from './windowed.js'
 import type { WindowIndex } from './windowIndex.js'
 import { parseSessionKey, sessionKey } from './windowKeys.js'
 import type { WindowTime } from './windowTime.js'
-import type { Relative } from './windowView.js'
+import type { Relative, Window, WindowedSource, WindowSettings } from './windowView.js'
 import { closeEvery, duration } from './windowView.js'
 
 export interface SessionOptions<V> extends WindowOptions {
@@ -55,8 +55,7 @@ export class SessionWindowedTable<K, V> extends EventWindowedTable<K, V, Session
     relative: Relative = { kind: 'stream' },
   ) {
     super(table, settings, time, index, runtime, relative)
-    if (!(gapMs > 0) || !Number.isInteger(gapMs))
-      throw new ConfigurationError(`table ${table.name}: a session gap must be a positive integer (ms)`)
+    checkLength(table.name, 'a session gap', gapMs)
     if (typeof merge !== 'function')
       throw new ConfigurationError(
         `table ${table.name}: session windows need merge(older, newer), which combines two sessions an event joins`,
@@ -71,97 +70,45 @@ export class SessionWindowedTable<K, V> extends EventWindowedTable<K, V, Session
     return closeEvery(this.gapMs, this.settings.graceMs)
   }
 
-  /** The value of the key's session containing the relative time (default when none). */
-  async current(key: K): Promise<V> {
-    return this.read(key, this.relativeTime())
-  }
-
-  /** The value of the key's session containing the app clock's now. */
-  async now(key: K): Promise<V> {
-    return this.read(key, this.state().clock.now())
-  }
-
-  /** The value of the key's session containing `ms` before the relative time. */
-  async delta(key: K, ms: number): Promise<V> {
-    return this.read(key, this.relativeTime() - ms)
-  }
-
-  /**
-   * Sets `value` as the value of the session the relative time falls in (merging the sessions it
-   * touches). False when that session has closed (a late event).
-   */
-  set(key: K, value: V): Promise<boolean> {
-    return this.place(key, () => value)
-  }
-
-  /**
-   * Applies `fn` to the value of the session the relative time falls in: a new session starts
-   * from the default, sessions the time touches are merged first. False when late.
-   */
-  update(key: K, fn: Apply<V>): Promise<boolean> {
-    return this.place(key, fn)
-  }
-
-  async items(key: K): Promise<[Window, V][]> {
-    const state = this.state()
-    const partition = this.partition(key)
-    const sk = this.table.storageKey(key)
-    const out: [Window, V][] = []
-    for (const [start, end] of (await this.index.read(partition, sk))?.s ?? []) {
-      const v = await state.read(partition, sessionKey(sk, start, end))
-      if (v !== undefined) out.push([{ start, end }, v])
-    }
-    return out
-  }
-
-  async *entries(options?: { partition?: number }): AsyncIterable<[K, Window, V]> {
-    const state = this.state()
-    const parts = options?.partition !== undefined ? [options.partition] : state.ownedPartitions()
-    for (const p of parts) {
-      for await (const [wk, v] of state.entries(p)) {
-        const s = parseSessionKey(wk)
-        if (s) yield [this.table.keyFromStorage(s.sk), { start: s.start, end: s.end }, v]
-      }
-    }
-  }
-
   protected with(relative: Relative): this {
     const { table, gapMs, merge, settings, time, index, runtime } = this
     return new SessionWindowedTable(table, gapMs, merge, settings, time, index, runtime, relative) as this
   }
 
-  private async place(key: K, apply: Apply<V>): Promise<boolean> {
-    const state = this.state()
-    const partition = this.partition(key)
-    const time = this.relativeTime()
-    const sk = this.table.storageKey(key)
-    this.advance(state, partition, time)
-    return this.locked(partition, sk, async () => {
-      const { gapMs, settings } = this
-      const mark = this.time.lateMark(partition)
-      const record: SessionIndexRecord = (await this.index.read(partition, sk)) ?? { s: [] }
-      if (record.c !== undefined && time < record.c) return this.late(state, key, time, partition)
-      const joined = record.s.filter(([start, end]) => start - gapMs < time && time < end)
-      const start = Math.min(time, ...joined.map(([s]) => s))
-      const end = Math.max(time + gapMs, ...joined.map(([, e]) => e))
-      if (end + settings.graceMs <= mark || joined.some(([, e]) => e + settings.graceMs <= mark))
-        return this.late(state, key, time, partition)
-      let merged: V | undefined
-      for (const [s, e] of joined) {
-        const v = await state.read(partition, sessionKey(sk, s, e))
-        if (v !== undefined) merged = merged === undefined ? v : this.merge(merged, v)
-      }
-      const value = await apply(merged === undefined ? this.table.defaultValue() : merged)
-      // The new session first: a value the codec refuses fails the write before anything moved.
-      state.write(partition, sessionKey(sk, start, end), value, key)
-      for (const [s, e] of joined)
-        if (s !== start || e !== end) state.write(partition, sessionKey(sk, s, e), undefined)
-      const others = record.s.filter((b) => !joined.includes(b))
-      const s = [...others, [start, end] as [number, number]].sort((a, b) => a[0] - b[0])
-      this.index.write(partition, sk, { ...record, s })
-      this.due(state, partition, end + settings.graceMs)
-      return true
-    })
+  protected windowOf(wk: string): { sk: string; window: Window } | undefined {
+    const s = parseSessionKey(wk)
+    return s && { sk: s.sk, window: { start: s.start, end: s.end } }
+  }
+
+  protected windowsIn(sk: string, record: SessionIndexRecord): { window: Window; wk: string }[] {
+    return record.s.map(([start, end]) => ({ window: { start, end }, wk: sessionKey(sk, start, end) }))
+  }
+
+  protected async place(write: Write<K, V, SessionIndexRecord>): Promise<boolean> {
+    const { state, partition, key, sk, time, mark, apply } = write
+    const { gapMs, settings } = this
+    const record: SessionIndexRecord = write.record ?? { s: [] }
+    if (record.c !== undefined && time < record.c) return this.late(state, key, time, partition)
+    const joined = record.s.filter(([start, end]) => start - gapMs < time && time < end)
+    const start = Math.min(time, ...joined.map(([s]) => s))
+    const end = Math.max(time + gapMs, ...joined.map(([, e]) => e))
+    if (end + settings.graceMs <= mark || joined.some(([, e]) => e + settings.graceMs <= mark))
+      return this.late(state, key, time, partition)
+    let merged: V | undefined
+    for (const [s, e] of joined) {
+      const v = await state.read(partition, sessionKey(sk, s, e))
+      if (v !== undefined) merged = merged === undefined ? v : this.merge(merged, v)
+    }
+    const value = await apply(merged === undefined ? this.table.defaultValue() : merged)
+    // The new session first: a value the codec refuses fails the write before anything moved.
+    state.write(partition, sessionKey(sk, start, end), value, key)
+    for (const [s, e] of joined)
+      if (s !== start || e !== end) state.write(partition, sessionKey(sk, s, e), undefined)
+    const others = record.s.filter((b) => !joined.includes(b))
+    const s = [...others, [start, end] as [number, number]].sort((a, b) => a[0] - b[0])
+    this.index.write(partition, sk, { ...record, s })
+    this.due(state, partition, end + settings.graceMs)
+    return true
   }
 
   protected async closePartition(
@@ -180,13 +127,7 @@ export class SessionWindowedTable<K, V> extends EventWindowedTable<K, V, Session
       if (record.s.length === 0 && this.forget(record, horizon)) forgotten.push(sk)
     }
     closing.sort((a, b) => a.end - b.end || a.start - b.start || (a.sk < b.sk ? -1 : a.sk > b.sk ? 1 : 0))
-    let closed = 0
-    for (const c of closing) {
-      const report = await this.locked(partition, c.sk, () => this.close(state, partition, horizon, c))
-      if (!report) continue
-      closed++
-      await report.done
-    }
+    const closed = await this.reportEach(partition, closing, (c) => this.close(state, partition, horizon, c))
     for (const sk of forgotten) {
       await this.locked(partition, sk, async () => {
         const record = await this.index.read(partition, sk)
@@ -220,7 +161,7 @@ export class SessionWindowedTable<K, V> extends EventWindowedTable<K, V, Session
     return record.c === undefined || horizon >= record.c + this.gapMs + this.settings.graceMs
   }
 
-  private async read(key: K, time: number): Promise<V> {
+  protected async read(key: K, time: number): Promise<V> {
     const partition = this.partition(key)
     const sk = this.table.storageKey(key)
     const session = (await this.index.read(partition, sk))?.s.find(([s, e]) => s <= time && time < e)

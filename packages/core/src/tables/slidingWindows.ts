@@ -12,15 +12,13 @@
  * key's windows.
  */
 
-import { ConfigurationError } from '../base/errors.js'
-import type { Apply, Report, ViewRuntime } from './eventWindows.js'
-import { EventWindowedTable, viewRuntime } from './eventWindows.js'
+import type { Report, ViewRuntime, Write } from './eventWindows.js'
+import { checkLength, EventWindowedTable, viewRuntime } from './eventWindows.js'
 import type { TableState } from './tableState.js'
-import type { Window, WindowedSource, WindowSettings } from './windowed.js'
 import type { WindowIndex } from './windowIndex.js'
 import { closedWindowKey, parseClosedWindowKey, parseWindowKey, windowKey } from './windowKeys.js'
 import type { WindowTime } from './windowTime.js'
-import type { Relative } from './windowView.js'
+import type { Relative, Window, WindowedSource, WindowSettings } from './windowView.js'
 import { closeEvery, duration } from './windowView.js'
 
 /** What the key index holds per key of a sliding view. */
@@ -47,10 +45,7 @@ export class SlidingWindowedTable<K, V> extends EventWindowedTable<K, V, Sliding
     relative: Relative = { kind: 'stream' },
   ) {
     super(table, settings, time, index, runtime, relative)
-    if (!(sizeMs > 0) || !Number.isInteger(sizeMs))
-      throw new ConfigurationError(
-        `table ${table.name}: a sliding window size must be a positive integer (ms)`,
-      )
+    checkLength(table.name, 'a sliding window size', sizeMs)
   }
 
   describe(): string {
@@ -61,102 +56,56 @@ export class SlidingWindowedTable<K, V> extends EventWindowedTable<K, V, Sliding
     return closeEvery(this.sizeMs, this.settings.graceMs)
   }
 
-  /** The value over the key's events in the `sizeMs` up to the relative time (default when none). */
-  async current(key: K): Promise<V> {
-    return this.read(key, this.relativeTime())
-  }
-
-  /** The value over the key's events in the `sizeMs` up to the app clock's now. */
-  async now(key: K): Promise<V> {
-    return this.read(key, this.state().clock.now())
-  }
-
-  /** The value over the key's events in the `sizeMs` up to `ms` before the relative time. */
-  async delta(key: K, ms: number): Promise<V> {
-    return this.read(key, this.relativeTime() - ms)
-  }
-
-  /** Sets `value` in every window holding the relative time. False when they have all closed (late). */
-  set(key: K, value: V): Promise<boolean> {
-    return this.place(key, () => value)
-  }
-
-  /** Applies `fn` to every window holding the relative time. False when they have all closed (late). */
-  update(key: K, fn: Apply<V>): Promise<boolean> {
-    return this.place(key, fn)
-  }
-
-  async items(key: K): Promise<[Window, V][]> {
-    const state = this.state()
-    const partition = this.partition(key)
-    const sk = this.table.storageKey(key)
-    const out: [Window, V][] = []
-    for (const start of this.windowsOf((await this.index.read(partition, sk))?.t ?? [])) {
-      const v = await state.read(partition, windowKey(sk, start))
-      if (v !== undefined) out.push([this.window(start), v])
-    }
-    return out
-  }
-
-  async *entries(options?: { partition?: number }): AsyncIterable<[K, Window, V]> {
-    const state = this.state()
-    const parts = options?.partition !== undefined ? [options.partition] : state.ownedPartitions()
-    for (const p of parts) {
-      for await (const [wk, v] of state.entries(p)) {
-        const w = parseWindowKey(wk)
-        if (w) yield [this.table.keyFromStorage(w.sk), this.window(w.start), v]
-      }
-    }
-  }
-
   protected with(relative: Relative): this {
     const { table, sizeMs, settings, time, index, runtime } = this
     return new SlidingWindowedTable(table, sizeMs, settings, time, index, runtime, relative) as this
   }
 
-  private async place(key: K, apply: Apply<V>): Promise<boolean> {
-    const state = this.state()
-    const partition = this.partition(key)
-    const time = this.relativeTime()
-    const sk = this.table.storageKey(key)
-    this.advance(state, partition, time)
-    return this.locked(partition, sk, async () => {
-      const size = this.sizeMs
-      const mark = this.time.lateMark(partition)
-      const before = (await this.index.read(partition, sk))?.t ?? []
-      const after = withTime(before, time)
-      const existing = this.windowsOf(before)
-      const known = new Set(existing)
-      // The windows holding the time, and the new ones: the time's own window, the window after
-      // the event before it (now not empty), and the window after it (the later events' value).
-      const plan: { start: number; from: V; open: boolean; holds: boolean }[] = []
-      for (const start of this.windowsOf(after)) {
-        const holds = start <= time && time <= start + size
-        const open = this.closesAt(start) > mark
-        if (known.has(start)) {
-          const v = holds && open ? await state.read(partition, windowKey(sk, start)) : undefined
-          if (v !== undefined) plan.push({ start, from: v, open, holds })
-        } else {
-          plan.push({
-            start,
-            from: await this.aggregateOf(state, partition, sk, before, existing, start),
-            open,
-            holds,
-          })
-        }
+  protected windowOf(wk: string): { sk: string; window: Window } | undefined {
+    const w = parseWindowKey(wk)
+    return w && { sk: w.sk, window: this.window(w.start) }
+  }
+
+  protected windowsIn(sk: string, record: SlidingIndexRecord): { window: Window; wk: string }[] {
+    return this.windowsOf(record.t).map((start) => ({ window: this.window(start), wk: windowKey(sk, start) }))
+  }
+
+  protected async place(write: Write<K, V, SlidingIndexRecord>): Promise<boolean> {
+    const { state, partition, key, sk, time, mark, apply } = write
+    const size = this.sizeMs
+    const before = write.record?.t ?? []
+    const after = withTime(before, time)
+    const existing = this.windowsOf(before)
+    const known = new Set(existing)
+    // The windows holding the time, and the new ones: the time's own window, the window after
+    // the event before it (now not empty), and the window after it (the later events' value).
+    const plan: { start: number; from: V; open: boolean; holds: boolean }[] = []
+    for (const start of this.windowsOf(after)) {
+      const holds = start <= time && time <= start + size
+      const open = this.closesAt(start) > mark
+      if (known.has(start)) {
+        const v = holds && open ? await state.read(partition, windowKey(sk, start)) : undefined
+        if (v !== undefined) plan.push({ start, from: v, open, holds })
+      } else {
+        plan.push({
+          start,
+          from: await this.aggregateOf(state, partition, sk, before, existing, start),
+          open,
+          holds,
+        })
       }
-      if (!plan.some((w) => w.holds && w.open)) return this.late(state, key, time, partition)
-      const values: V[] = []
-      for (const w of plan) values.push(w.holds ? await apply(w.from) : w.from)
-      plan.forEach((w, i) => {
-        // A new window closed already is kept (never reported): later windows may start from it.
-        const wk = w.open ? windowKey(sk, w.start) : closedWindowKey(sk, w.start)
-        state.write(partition, wk, values[i]!, key)
-        if (w.open) this.due(state, partition, this.closesAt(w.start))
-      })
-      this.index.write(partition, sk, { t: after.filter((t) => this.needed(t, mark)) })
-      return true
+    }
+    if (!plan.some((w) => w.holds && w.open)) return this.late(state, key, time, partition)
+    const values: V[] = []
+    for (const w of plan) values.push(w.holds ? await apply(w.from) : w.from)
+    plan.forEach((w, i) => {
+      // A new window closed already is kept (never reported): later windows may start from it.
+      const wk = w.open ? windowKey(sk, w.start) : closedWindowKey(sk, w.start)
+      state.write(partition, wk, values[i]!, key)
+      if (w.open) this.due(state, partition, this.closesAt(w.start))
     })
+    this.index.write(partition, sk, { t: after.filter((t) => this.needed(t, mark)) })
+    return true
   }
 
   /**
@@ -210,13 +159,9 @@ export class SlidingWindowedTable<K, V> extends EventWindowedTable<K, V, Sliding
     for await (const [sk, record] of this.index.entries(partition))
       if (record.t.length === 0 || !this.needed(record.t[0]!, horizon)) stale.push(sk)
     closing.sort((a, b) => a.start - b.start || (a.sk < b.sk ? -1 : a.sk > b.sk ? 1 : 0))
-    let closed = 0
-    for (const c of closing) {
-      const report = await this.locked(partition, c.sk, () => this.close(state, partition, c.sk, c.start))
-      if (!report) continue
-      closed++
-      await report.done
-    }
+    const closed = await this.reportEach(partition, closing, (c) =>
+      this.close(state, partition, c.sk, c.start),
+    )
     for (const { sk, start } of expired)
       await this.locked(partition, sk, async () =>
         state.write(partition, closedWindowKey(sk, start), undefined),
@@ -245,7 +190,7 @@ export class SlidingWindowedTable<K, V> extends EventWindowedTable<K, V, Sliding
     return this.report(sk, this.window(start), value)
   }
 
-  private async read(key: K, time: number): Promise<V> {
+  protected async read(key: K, time: number): Promise<V> {
     const state = this.state()
     const partition = this.partition(key)
     const sk = this.table.storageKey(key)

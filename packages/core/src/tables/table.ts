@@ -8,9 +8,9 @@ import type { SessionOptions, SessionWindowedTable } from './sessionWindows.js'
 import type { SlidingWindowedTable } from './slidingWindows.js'
 import type { TableSpec, TableState } from './tableState.js'
 import { TableWindows } from './tableWindows.js'
-import type { Window, WindowedSource, WindowOptions } from './windowed.js'
+import type { WindowOptions } from './windowed.js'
 import { WindowedTable } from './windowed.js'
-import type { WindowView } from './windowView.js'
+import type { Window, WindowedSource, WindowView } from './windowView.js'
 
 /**
  * What a changelog record takes beyond its key and value: the record batch header (61 bytes) and

@@ -11,12 +11,12 @@ import { SessionWindowedTable } from './sessionWindows.js'
 import type { SlidingIndexRecord } from './slidingWindows.js'
 import { SlidingWindowedTable } from './slidingWindows.js'
 import type { TableState } from './tableState.js'
-import type { WindowedSource, WindowOptions } from './windowed.js'
+import type { WindowOptions } from './windowed.js'
 import { WindowedTable, windowSettings } from './windowed.js'
 import { WindowIndex } from './windowIndex.js'
 import type { PartitionTime } from './windowTime.js'
 import { WindowTime } from './windowTime.js'
-import type { WindowView } from './windowView.js'
+import type { WindowedSource, WindowView } from './windowView.js'
 
 /**
  * Declares the companion table `<table>-<suffix>` (engine-internal, partitioned like the table) in

@@ -1,18 +1,24 @@
+/**
+ * Tumbling and hopping windows: windows of a fixed size starting every step, the same for every
+ * key, so a write's windows follow from its time alone. Also the options every windowed view
+ * takes ({@link WindowOptions}) and their defaults.
+ */
 import { ConfigurationError } from '../base/errors.js'
 import type { TableState } from './tableState.js'
 import { parseWindowKey, windowKey, windowPrefix } from './windowKeys.js'
 import type { WindowTime } from './windowTime.js'
-import type { Relative, WindowView } from './windowView.js'
-import { closeEvery, duration, lateEventError, relativeTime } from './windowView.js'
+import type {
+  LateEventPolicy,
+  Relative,
+  Window,
+  WindowedSource,
+  WindowSettings,
+  WindowView,
+} from './windowView.js'
+import { BaseWindowedTable, closeEvery, duration } from './windowView.js'
 
-/** A time window: `[start, end)` in ms. */
-export interface Window {
-  start: number
-  end: number
-}
-
-/** What a write to a window that has closed does. */
-export type LateEventPolicy = 'drop' | 'deadLetter'
+// index.ts exports the two from here.
+export type { LateEventPolicy, Window } from './windowView.js'
 
 export interface WindowOptions {
   /**
@@ -38,13 +44,6 @@ export interface WindowOptions {
   lateEvents?: LateEventPolicy
 }
 
-/** A windowed view's options with defaults applied (see {@link WindowOptions}). */
-export interface WindowSettings {
-  graceMs: number
-  idleMs: number
-  lateEvents: LateEventPolicy
-}
-
 /** Resolves and checks a windowed view's options. */
 export function windowSettings(tableName: string, sizeMs: number, options: WindowOptions): WindowSettings {
   if (
@@ -64,25 +63,6 @@ export function windowSettings(tableName: string, sizeMs: number, options: Windo
 }
 
 /**
- * What a windowed view needs of its table. `Table` implements it; it is declared here so that
- * this file does not import the table, which creates its views.
- */
-export interface WindowedSource<K, V> {
-  readonly name: string
-  readonly options: {
-    readonly onWindowClose?: (key: K, window: Window, value: V) => void | Promise<void>
-  }
-  /** The table's state in the running worker. */
-  state(): TableState<K, V>
-  /** The value `get` returns for a missing key. */
-  defaultValue(): V
-  storageKey(key: K): string
-  keyFromStorage(storageKey: string): K
-  /** The partition a read of `storageKey` goes to (the event's, or the key's hash outside one). */
-  readPartition(storageKey: string, options: undefined | { partition?: number }): number
-}
-
-/**
  * A windowed view of a table: each key has one value per time window. Windows are assigned by
  * event time (the event's timestamp) unless the view is `relativeToNow()` or
  * `relativeToField(fn)`, and close by **stream time**: the latest event time seen in their
@@ -92,31 +72,25 @@ export interface WindowedSource<K, V> {
  * Late events: a write to a window that has closed is not applied (it would resurrect a window
  * that `onWindowClose` already reported); see {@link WindowOptions.lateEvents}.
  */
-export class WindowedTable<K, V> implements WindowView {
+export class WindowedTable<K, V> extends BaseWindowedTable<K, V> implements WindowView {
   /** @internal Asks for a close pass soon (set by the worker running it; none outside one). */
   closeSoon: (() => void) | undefined
 
   /** @internal */
   constructor(
-    readonly table: WindowedSource<K, V>,
+    table: WindowedSource<K, V>,
     readonly sizeMs: number,
     readonly stepMs: number,
-    /** @internal Resolved options. */
-    readonly settings: WindowSettings,
-    /** @internal The stream time of the table's partitions. */
-    readonly time: WindowTime,
-    private readonly relative: Relative = { kind: 'stream' },
+    settings: WindowSettings,
+    time: WindowTime,
+    relative: Relative = { kind: 'stream' },
   ) {
+    super(table, settings, time, relative)
     if (!(sizeMs > 0) || !(stepMs > 0) || !Number.isInteger(sizeMs) || !Number.isInteger(stepMs)) {
       throw new ConfigurationError(`table ${table.name}: window size and step must be positive integers (ms)`)
     }
     if (stepMs > sizeMs)
       throw new ConfigurationError(`table ${table.name}: a hopping step cannot exceed the size`)
-  }
-
-  /** How long after its end a window takes events (stream time). */
-  get graceMs(): number {
-    return this.settings.graceMs
   }
 
   /** The old name of {@link graceMs}. */
@@ -134,36 +108,6 @@ export class WindowedTable<K, V> implements WindowView {
   /** @internal How often the close pass runs on the timer. */
   get closeEveryMs(): number {
     return closeEvery(this.stepMs, this.graceMs)
-  }
-
-  /** Windows by the time of the event being processed (the default). */
-  relativeToStream(): WindowedTable<K, V> {
-    return this.with({ kind: 'stream' })
-  }
-
-  /** Windows by the app clock when the write happens. */
-  relativeToNow(): WindowedTable<K, V> {
-    return this.with({ kind: 'now' })
-  }
-
-  /** Windows by a time taken from the event's value. */
-  relativeToField<T>(fn: (value: T) => number): WindowedTable<K, V> {
-    return this.with({ kind: 'field', fn })
-  }
-
-  /** The value of the latest window containing the relative time (default when absent). */
-  async current(key: K): Promise<V> {
-    return this.read(key, this.relativeTime())
-  }
-
-  /** The value of the latest window containing the app clock's now. */
-  async now(key: K): Promise<V> {
-    return this.read(key, this.state().clock.now())
-  }
-
-  /** The value of the latest window containing `ms` before the relative time. */
-  async delta(key: K, ms: number): Promise<V> {
-    return this.read(key, this.relativeTime() - ms)
   }
 
   /** Every window containing `time`, oldest first. */
@@ -229,26 +173,6 @@ export class WindowedTable<K, V> implements WindowView {
   }
 
   /**
-   * Every window of every key in the partitions this worker owns (or in one partition), as
-   * `[key, window, value]`: the windowed table read as windows, not as its storage keys.
-   */
-  async *entries(options?: { partition?: number }): AsyncIterable<[K, Window, V]> {
-    const state = this.state()
-    const parts = options?.partition !== undefined ? [options.partition] : state.ownedPartitions()
-    for (const p of parts) {
-      for await (const [wk, v] of state.entries(p)) {
-        const parsed = parseWindowKey(wk)
-        if (parsed) yield [this.table.keyFromStorage(parsed.sk), this.window(parsed.start), v]
-      }
-    }
-  }
-
-  /** The stream time of a partition (the latest event time its windows have seen), or null. */
-  streamTime(partition: number): number | null {
-    return this.time.get(partition).streamTime
-  }
-
-  /**
    * @internal Closes every window whose `end + graceMs` the stream time (or, past `idleMs`, the
    * clock) has reached: removes it and calls `onWindowClose`, oldest first, once per window. Run
    * by the worker's jobs, on a timer and when stream time moves.
@@ -277,6 +201,28 @@ export class WindowedTable<K, V> implements WindowView {
     return closed
   }
 
+  protected windowOf(wk: string): { sk: string; window: Window } | undefined {
+    const parsed = parseWindowKey(wk)
+    return parsed && { sk: parsed.sk, window: this.window(parsed.start) }
+  }
+
+  protected async read(key: K, time: number): Promise<V> {
+    const state = this.state()
+    const windows = this.windowsAt(time)
+    const latest = windows[windows.length - 1]
+    if (!latest) return this.table.defaultValue()
+    const v = await state.read(this.partition(key), windowKey(this.table.storageKey(key), latest.start))
+    return v === undefined ? this.table.defaultValue() : v
+  }
+
+  protected with(relative: Relative): this {
+    // Same windows, same storage, same stream time, another way to tell an event's time: only the
+    // view made by tumbling()/hopping() is registered for closing.
+    const view = new WindowedTable(this.table, this.sizeMs, this.stepMs, this.settings, this.time, relative)
+    Object.defineProperty(view, 'closeSoon', { get: () => this.closeSoon })
+    return view as this
+  }
+
   /** Moves stream time to `time`, and the windows containing `time` that are still open. */
   private openWindows(state: TableState<K, V>, partition: number, time: number): Window[] {
     const clock = state.clock
@@ -296,47 +242,7 @@ export class WindowedTable<K, V> implements WindowView {
     return Math.floor((closedTo - offset) / this.stepMs) * this.stepMs + this.stepMs + offset
   }
 
-  private late(state: TableState<K, V>, key: K, time: number, partition: number): false {
-    state.sensors.onLateEvent(this.table.name)
-    if (this.settings.lateEvents === 'deadLetter') {
-      const mark = this.time.lateMark(partition)
-      throw lateEventError(this.table.name, key, time, partition, mark, this.settings.graceMs)
-    }
-    return false
-  }
-
   private window(start: number): Window {
     return { start, end: start + this.sizeMs }
-  }
-
-  private async read(key: K, time: number): Promise<V> {
-    const state = this.state()
-    const windows = this.windowsAt(time)
-    const latest = windows[windows.length - 1]
-    if (!latest) return this.table.defaultValue()
-    const v = await state.read(this.partition(key), windowKey(this.table.storageKey(key), latest.start))
-    return v === undefined ? this.table.defaultValue() : v
-  }
-
-  private relativeTime(): number {
-    return relativeTime(this.relative, this.state().clock)
-  }
-
-  private partition(key: K): number {
-    // Inside an event: the event's partition (tables shard like their source); outside
-    // (timers, pages, tests): the partition the key hashes to.
-    return this.table.readPartition(this.table.storageKey(key), undefined)
-  }
-
-  private state(): TableState<K, V> {
-    return this.table.state()
-  }
-
-  private with(relative: Relative): WindowedTable<K, V> {
-    // Same windows, same storage, same stream time, another way to tell an event's time: only the
-    // view made by tumbling()/hopping() is registered for closing.
-    const view = new WindowedTable(this.table, this.sizeMs, this.stepMs, this.settings, this.time, relative)
-    Object.defineProperty(view, 'closeSoon', { get: () => this.closeSoon })
-    return view
   }
 }
