@@ -152,13 +152,3 @@ export function topicSpec(app: App, name: string): TopicSpec | undefined {
   if (o.config) spec.config = o.config
   return spec
 }
-
-/** `1500` -> `1.5s`, `60000` -> `1m`, `7200000` -> `2h`. */
-export function duration(ms: number): string {
-  if (ms === 0) return '0s'
-  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`
-  if (ms % 60_000 === 0) return `${ms / 60_000}m`
-  if (ms % 1000 === 0) return `${ms / 1000}s`
-  if (ms > 1000) return `${(ms / 1000).toFixed(1)}s`
-  return `${ms}ms`
-}
