@@ -176,10 +176,15 @@ export class Rebalance {
    * Every `standbyIntervalMs`: standby copies follow the partitions owned elsewhere, and global
    * tables take in what the other workers wrote.
    */
-  scheduleFollowing(jobs: Jobs, states: TableState<any, any>[], consumer: TransportConsumer | undefined): void {
+  scheduleFollowing(
+    jobs: Jobs,
+    states: TableState<any, any>[],
+    consumer: TransportConsumer | undefined,
+  ): void {
     const every = this.deps.settings.standbyIntervalMs
     const standbys = states.filter((ts) => (ts.table.options.standbyReplicas ?? 0) > 0)
-    if (standbys.length > 0 && consumer) jobs.every(every, 'standby replicas', () => this.followStandbys(standbys))
+    if (standbys.length > 0 && consumer)
+      jobs.every(every, 'standby replicas', () => this.followStandbys(standbys))
     const globals = states.filter((ts) => ts.table.options.global === true)
     if (globals.length > 0) jobs.every(every, 'global tables', () => this.refreshGlobalTables(globals))
   }
