@@ -1,15 +1,12 @@
-import { TestApp } from '@mephisto/testkit'
-import { afterEach, describe, expect, it } from 'vitest'
-import type { LateEventPolicy, Window } from '../src/index.js'
+import { describe, expect, it } from 'vitest'
+import type { Window } from '../src/index.js'
 import { App } from '../src/index.js'
+import type { WindowTestOptions } from './windowTestkit.js'
+import { reportingTable, reversedBlocks, testApps, windowsOf } from './windowTestkit.js'
 
 const SECOND = 1000
 const GAP = 10 * SECOND
-let t: TestApp | undefined
-afterEach(async () => {
-  await t?.stop()
-  t = undefined
-})
+const apps = testApps()
 
 /** A visit of a user at a time it carries (`relativeToField`): the app clock is elsewhere. */
 interface Visit {
@@ -21,73 +18,41 @@ interface Visit {
  * The times of each user's visits per session (a session keeps the times in the order they were
  * counted, so a merge shows which side came first), closing `graceMs` after its end.
  */
-function visitsPerSession(
-  options: {
-    partitions?: number
-    graceMs?: number
-    idleMs?: number
-    lateEvents?: LateEventPolicy
-    guarantee?: 'exactly_once'
-  } = {},
-) {
-  const partitions = options.partitions ?? 1
-  const app = new App({
-    id: 'sessions',
-    logger: 'silent',
-    ...(options.guarantee && { processingGuarantee: options.guarantee }),
-  })
-  const visits = app.topic<string, Visit>('visits', { partitions })
-  const closed: [string, Window, number[]][] = []
-  const table = app.table<string, number[]>('visit-sessions', {
-    default: () => [],
-    partitions,
-    onWindowClose: (user, window, times) => {
-      closed.push([user, window, times])
-    },
-  })
-  const view = table
+function visitsPerSession(options: WindowTestOptions = {}) {
+  const names = { app: 'sessions', topic: 'visits', table: 'visit-sessions' }
+  const s = reportingTable<Visit, number[]>(apps, names, () => [], options)
+  const view = s.table
     .session(GAP, {
       merge: (older, newer) => [...older, ...newer],
       graceMs: options.graceMs ?? 5 * SECOND,
-      ...(options.idleMs !== undefined && { idleMs: options.idleMs }),
-      ...(options.lateEvents && { lateEvents: options.lateEvents }),
+      idleMs: options.idleMs,
+      lateEvents: options.lateEvents,
     })
     .relativeToField((v: Visit) => v.at)
-  const agent = app.agent(visits, async (stream) => {
+  const agent = s.app.agent(s.topic, async (stream) => {
     for await (const v of stream) await view.update(v.user, (times) => [...times, v.at])
   })
-  const visit = async (user: string, at: number, partition?: number): Promise<void> => {
-    await t!.send(visits, { key: user, value: { user, at }, ...(partition !== undefined && { partition }) })
-  }
-  return { app, view, closed, agent, visit }
-}
-
-/** `[start, end, times]` of each stored session of a user, oldest first. */
-async function sessionsOf(view: ReturnType<typeof visitsPerSession>['view'], user: string) {
-  return (await view.items(user)).map(([w, times]) => [w.start, w.end, times])
-}
-
-function reported(closed: [string, Window, number[]][]): string[] {
-  return closed.map(([user, w, times]) => `${user} ${w.start}-${w.end} [${times.join(',')}]`)
+  const visit = (user: string, at: number, partition?: number) => s.send(user, { user, at }, partition)
+  return { ...s, view, agent, visit }
 }
 
 describe('session windows', () => {
   it('merges out-of-order events: one between two sessions joins them, older values first', async () => {
     const s = visitsPerSession({ graceMs: 20 * SECOND })
-    t = await TestApp.start(s.app)
+    const t = await apps.start(s.app)
     await s.visit('a', 0)
     await s.visit('a', 2_000)
     await s.visit('a', 30_000)
     await t.settle()
     // 0 and 2 s are 2 s apart: one session [0, 2 s + gap); 30 s is 28 s after 2 s: another.
-    expect(await sessionsOf(s.view, 'a')).toEqual([
+    expect(await windowsOf(s.view, 'a')).toEqual([
       [0, 12_000, [0, 2_000]],
       [30_000, 40_000, [30_000]],
     ])
     // 15 s is 13 s after 2 s and 15 s before 30 s: a session of its own.
     await s.visit('a', 15_000)
     await t.settle()
-    expect(await sessionsOf(s.view, 'a')).toEqual([
+    expect(await windowsOf(s.view, 'a')).toEqual([
       [0, 12_000, [0, 2_000]],
       [15_000, 25_000, [15_000]],
       [30_000, 40_000, [30_000]],
@@ -95,7 +60,7 @@ describe('session windows', () => {
     // 21 s is 6 s after 15 s and 9 s before 30 s: it joins both; merge(older, newer), then the update.
     await s.visit('a', 21_000)
     await t.settle()
-    expect(await sessionsOf(s.view, 'a')).toEqual([
+    expect(await windowsOf(s.view, 'a')).toEqual([
       [0, 12_000, [0, 2_000]],
       [15_000, 40_000, [15_000, 30_000, 21_000]],
     ])
@@ -111,7 +76,7 @@ describe('session windows', () => {
 
   it('gap boundaries: events gapMs apart make two sessions, 1 ms closer make one, on either side', async () => {
     const s = visitsPerSession()
-    t = await TestApp.start(s.app)
+    const t = await apps.start(s.app)
     await s.visit('apart', 0)
     await s.visit('apart', GAP)
     await s.visit('closer', 0)
@@ -121,21 +86,21 @@ describe('session windows', () => {
     await s.visit('before-closer', GAP)
     await s.visit('before-closer', 1)
     await t.settle()
-    expect(await sessionsOf(s.view, 'apart')).toEqual([
+    expect(await windowsOf(s.view, 'apart')).toEqual([
       [0, GAP, [0]],
       [GAP, 2 * GAP, [GAP]],
     ])
-    expect(await sessionsOf(s.view, 'closer')).toEqual([[0, 2 * GAP - 1, [0, GAP - 1]]])
-    expect(await sessionsOf(s.view, 'before-apart')).toEqual([
+    expect(await windowsOf(s.view, 'closer')).toEqual([[0, 2 * GAP - 1, [0, GAP - 1]]])
+    expect(await windowsOf(s.view, 'before-apart')).toEqual([
       [0, GAP, [0]],
       [GAP, 2 * GAP, [GAP]],
     ])
-    expect(await sessionsOf(s.view, 'before-closer')).toEqual([[1, 2 * GAP, [GAP, 1]]])
+    expect(await windowsOf(s.view, 'before-closer')).toEqual([[1, 2 * GAP, [GAP, 1]]])
   })
 
   it('closes each session once, in order of its end, when stream time reaches end + graceMs', async () => {
     const s = visitsPerSession({ graceMs: 5 * SECOND })
-    t = await TestApp.start(s.app)
+    const t = await apps.start(s.app)
     await s.visit('a', 0)
     await s.visit('b', 3_000)
     await s.visit('a', 5_000)
@@ -143,24 +108,24 @@ describe('session windows', () => {
     // a: [0, 15 s) closes at 20 s; b: [3 s, 13 s) closes at 18 s.
     await s.visit('c', 17_999)
     await t.settle()
-    expect(reported(s.closed)).toEqual([])
+    expect(s.reported()).toEqual([])
     await s.visit('c', 18_000)
     await t.settle()
-    expect(reported(s.closed)).toEqual(['b 3000-13000 [3000]'])
-    expect(await sessionsOf(s.view, 'b')).toEqual([])
+    expect(s.reported()).toEqual(['b 3000-13000 [3000]'])
+    expect(await windowsOf(s.view, 'b')).toEqual([])
     await s.visit('c', 20_000)
     await t.settle()
-    expect(reported(s.closed)).toEqual(['b 3000-13000 [3000]', 'a 0-15000 [0,5000]'])
+    expect(s.reported()).toEqual(['b 3000-13000 [3000]', 'a 0-15000 [0,5000]'])
     // Nothing twice, however often the close pass runs; c's session [17.999 s, 30 s) is still open.
     await t.advance(5 * SECOND)
-    expect(reported(s.closed)).toEqual(['b 3000-13000 [3000]', 'a 0-15000 [0,5000]'])
-    expect(await sessionsOf(s.view, 'c')).toEqual([[17_999, 30_000, [17_999, 18_000, 20_000]]])
+    expect(s.reported()).toEqual(['b 3000-13000 [3000]', 'a 0-15000 [0,5000]'])
+    expect(await windowsOf(s.view, 'c')).toEqual([[17_999, 30_000, [17_999, 18_000, 20_000]]])
     expect(s.view.streamTime(0)).toBe(20_000)
   })
 
   it('a quiet partition closes its sessions by the clock after idleMs; a busy one by stream time', async () => {
     const s = visitsPerSession({ partitions: 2, graceMs: 5 * SECOND, idleMs: 60 * SECOND })
-    t = await TestApp.start(s.app)
+    const t = await apps.start(s.app)
     await s.visit('quiet', 1_000, 1)
     // busy: every 5 s from 0 to 95 s, then from 200 s to 295 s: two sessions.
     for (let i = 0; i < 40; i++) await s.visit('busy', i * 5 * SECOND + (i < 20 ? 0 : 100 * SECOND), 0)
@@ -181,11 +146,11 @@ describe('session windows', () => {
 
   it('late events are dropped and counted by default, also one that would reach into a closed session', async () => {
     const s = visitsPerSession({ graceMs: 5 * SECOND })
-    t = await TestApp.start(s.app)
+    const t = await apps.start(s.app)
     await s.visit('a', 0)
     await s.visit('b', 15_000) // stream time 15 s: a's [0, 10 s) closes (10 s + 5 s)
     await t.settle()
-    expect(reported(s.closed)).toEqual(['a 0-10000 [0]'])
+    expect(s.reported()).toEqual(['a 0-10000 [0]'])
     // On its own, 8 s would be a session [8 s, 18 s), open till 23 s; but it is within the gap of
     // a's visit at 0, whose session was reported: it belongs to a closed session, so it is late.
     await s.visit('a', 8_000)
@@ -194,15 +159,15 @@ describe('session windows', () => {
     // 12 s is 12 s after the closed session's visit: a new session, well within its grace.
     await s.visit('a', 12_000)
     await t.settle()
-    expect(s.app.monitor.snapshot().tables['visit-sessions']?.lateEvents).toBe(2)
-    expect(await sessionsOf(s.view, 'a')).toEqual([[12_000, 22_000, [12_000]]])
-    expect(reported(s.closed)).toEqual(['a 0-10000 [0]'])
+    expect(s.lateEvents()).toBe(2)
+    expect(await windowsOf(s.view, 'a')).toEqual([[12_000, 22_000, [12_000]]])
+    expect(s.reported()).toEqual(['a 0-10000 [0]'])
     expect(t.deadLetters(s.agent)).toEqual([])
   })
 
   it("late events go to the agent's dead letters with LATE_EVENT when the table says so", async () => {
     const s = visitsPerSession({ graceMs: 5 * SECOND, lateEvents: 'deadLetter' })
-    t = await TestApp.start(s.app)
+    const t = await apps.start(s.app)
     await s.visit('a', 0)
     await s.visit('b', 30_000)
     // 2 s: within the gap of a's reported session, and alone [2 s, 12 s) closed at 17 s anyway.
@@ -213,8 +178,8 @@ describe('session windows', () => {
     expect(dead).toHaveLength(1)
     expect(dead[0]).toMatchObject({ code: 'LATE_EVENT', sourceOffset: 2 })
     expect(dead[0]!.error).toContain('table visit-sessions')
-    expect(await sessionsOf(s.view, 'a')).toEqual([[29_000, 39_000, [29_000]]])
-    expect(reported(s.closed)).toEqual(['a 0-10000 [0]'])
+    expect(await windowsOf(s.view, 'a')).toEqual([[29_000, 39_000, [29_000]]])
+    expect(s.reported()).toEqual(['a 0-10000 [0]'])
   })
 
   it('relativeToNow: sessions by the app clock when the write happens, whatever the event carries', async () => {
@@ -227,7 +192,7 @@ describe('session windows', () => {
     app.agent(visits, async (stream) => {
       for await (const v of stream) await view.update(v.user, (n) => n + 1)
     })
-    t = await TestApp.start(app, { now: 1_000_000 })
+    const t = await apps.start(app, { now: 1_000_000 })
     await t.send(visits, { key: 'a', value: { user: 'a', at: 0 } })
     await t.advance(GAP - 1)
     await t.send(visits, { key: 'a', value: { user: 'a', at: 0 } })
@@ -244,23 +209,14 @@ describe('session windows', () => {
   it('a crash mid-stream under exactly-once resumes exactly: every session once, with its exact visits', async () => {
     const s = visitsPerSession({ graceMs: 5 * SECOND, guarantee: 'exactly_once' })
     const events = burstyVisits()
-    t = await TestApp.start(s.app)
-    for (const [user, at] of events.slice(0, 90)) await s.visit(user, at)
-    await t.settle()
-    await t.commit()
-    for (const [user, at] of events.slice(90, 130)) await s.visit(user, at)
-    await t.settle()
-    const beforeCrash = s.closed.length
-    await t.crash()
-    await t.restart()
-    for (const [user, at] of events.slice(130)) await s.visit(user, at)
-    await t.settle()
+    const t = await apps.start(s.app)
+    const beforeCrash = await s.sendAcrossCrash(events, s.visit, { commitAt: 90, crashAt: 130 })
     await t.advance(60 * SECOND)
     // onWindowClose is at least once: sessions closed after the last commit come again, the same.
-    const unique = [...new Set(reported(s.closed))]
+    const unique = [...new Set(s.reported())]
     expect(unique).toEqual(expectedSessions(events))
     expect(beforeCrash).toBeGreaterThan(0)
-    expect(s.app.monitor.snapshot().tables['visit-sessions']?.lateEvents ?? 0).toBe(0)
+    expect(s.lateEvents()).toBe(0)
   })
 })
 
@@ -271,9 +227,7 @@ describe('session windows', () => {
 function burstyVisits(): [string, number][] {
   const inOrder: [string, number][] = []
   for (let i = 0; i < 200; i++) inOrder.push([`u${i % 4}`, i * SECOND + Math.floor(i / 50) * 60 * SECOND])
-  const out: [string, number][] = []
-  for (let i = 0; i < inOrder.length; i += 5) out.push(...inOrder.slice(i, i + 5).reverse())
-  return out
+  return reversedBlocks(inOrder, 5)
 }
 
 /**

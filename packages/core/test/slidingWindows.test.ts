@@ -1,16 +1,11 @@
-import { TestApp } from '@mephisto/testkit'
-import { afterEach, describe, expect, it } from 'vitest'
-import type { LateEventPolicy, Window } from '../src/index.js'
-import { App } from '../src/index.js'
+import { describe, expect, it } from 'vitest'
+import type { WindowTestOptions } from './windowTestkit.js'
+import { reportingTable, reversedBlocks, testApps, windowsOf } from './windowTestkit.js'
 
 const SECOND = 1000
 /** Events at most 5 s apart share a window: a window starting at s holds s to s + 5 s, both in. */
 const SIZE = 5 * SECOND
-let t: TestApp | undefined
-afterEach(async () => {
-  await t?.stop()
-  t = undefined
-})
+const apps = testApps()
 
 /** A reading of a sensor at a time it carries (`relativeToField`). */
 interface Reading {
@@ -19,64 +14,27 @@ interface Reading {
 }
 
 /** Readings counted per sensor per sliding window of 5 s; `seen` is each reading's count of the last 5 s. */
-function readingsPerWindow(
-  options: {
-    partitions?: number
-    graceMs?: number
-    lateEvents?: LateEventPolicy
-    guarantee?: 'exactly_once'
-  } = {},
-) {
-  const partitions = options.partitions ?? 1
-  const app = new App({
-    id: 'sliding',
-    logger: 'silent',
-    ...(options.guarantee && { processingGuarantee: options.guarantee }),
-  })
-  const readings = app.topic<string, Reading>('readings', { partitions })
-  const closed: [string, Window, number][] = []
-  const table = app.table<string, number>('readings-per-window', {
-    default: () => 0,
-    partitions,
-    onWindowClose: (sensor, window, n) => {
-      closed.push([sensor, window, n])
-    },
-  })
-  const view = table
-    .sliding(SIZE, {
-      graceMs: options.graceMs ?? 10 * SECOND,
-      ...(options.lateEvents && { lateEvents: options.lateEvents }),
-    })
+function readingsPerWindow(options: WindowTestOptions = {}) {
+  const names = { app: 'sliding', topic: 'readings', table: 'readings-per-window' }
+  const s = reportingTable<Reading, number>(apps, names, () => 0, options)
+  const view = s.table
+    .sliding(SIZE, { graceMs: options.graceMs ?? 10 * SECOND, lateEvents: options.lateEvents })
     .relativeToField((r: Reading) => r.at)
   const seen: [number, number][] = []
-  const agent = app.agent(readings, async (stream) => {
+  const agent = s.app.agent(s.topic, async (stream) => {
     for await (const r of stream) {
       await view.update(r.sensor, (n) => n + 1)
       seen.push([r.at, await view.current(r.sensor)])
     }
   })
-  const read = async (sensor: string, at: number, partition?: number): Promise<void> => {
-    await t!.send(readings, {
-      key: sensor,
-      value: { sensor, at },
-      ...(partition !== undefined && { partition }),
-    })
-  }
-  return { app, view, closed, agent, read, seen }
-}
-
-async function windowsOf(view: ReturnType<typeof readingsPerWindow>['view'], sensor: string) {
-  return (await view.items(sensor)).map(([w, n]) => [w.start, w.end, n])
-}
-
-function reported(closed: [string, Window, number][]): string[] {
-  return closed.map(([sensor, w, n]) => `${sensor} ${w.start}-${w.end} ${n}`)
+  const read = (sensor: string, at: number, partition?: number) => s.send(sensor, { sensor, at }, partition)
+  return { ...s, view, agent, read, seen }
 }
 
 describe('sliding windows', () => {
   it("Kafka Streams' example: a window ending at each event and one starting after each, counts by hand", async () => {
     const s = readingsPerWindow()
-    t = await TestApp.start(s.app)
+    const t = await apps.start(s.app)
     // Kafka Streams' SlidingWindows javadoc, time difference 5000 ms, readings at 8000, 9200, 12400:
     //   [3000, 8000]  {8000}               ends at the first reading
     //   [4200, 9200]  {8000, 9200}         ends at the second
@@ -137,24 +95,24 @@ describe('sliding windows', () => {
 
   it('closes each window once, oldest first, when stream time passes its end + graceMs; late events dropped', async () => {
     const s = readingsPerWindow({ graceMs: SECOND })
-    t = await TestApp.start(s.app)
+    const t = await apps.start(s.app)
     // A window [s, s + 5000] closes when stream time passes s + 5000 + 1000: reaches s + 6001.
     await s.read('A', 8_000)
     await s.read('A', 9_200) // stream time 9200 >= 9001: [3000, 8000] closes
     await s.read('A', 12_400) // >= 10201: [4200, 9200] closes
     await t.settle()
-    expect(reported(s.closed)).toEqual(['A 3000-8001 1', 'A 4200-9201 2'])
+    expect(s.reported()).toEqual(['A 3000-8001 1', 'A 4200-9201 2'])
     await s.read('B', 13_400)
     await t.settle()
-    expect(reported(s.closed)).toHaveLength(2) // [7400, 12400] closes at 13401, not yet
+    expect(s.reported()).toHaveLength(2) // [7400, 12400] closes at 13401, not yet
     await s.read('B', 13_401)
     await t.settle()
-    expect(reported(s.closed).slice(2)).toEqual(['A 7400-12401 3'])
+    expect(s.reported().slice(2)).toEqual(['A 7400-12401 3'])
     // 15202 closes A's [8001, 13001] (14002), B's [8400, 13400] (14401) and [8401, 13401]
     // (14402; it holds both of B's readings), and A's [9201, 14201] (15202), in order of start.
     await s.read('B', 15_202)
     await t.settle()
-    expect(reported(s.closed).slice(3)).toEqual([
+    expect(s.reported().slice(3)).toEqual([
       'A 8001-13002 2',
       'B 8400-13401 1',
       'B 8401-13402 2',
@@ -163,23 +121,23 @@ describe('sliding windows', () => {
     // 9000: every window that would hold it has closed ([4000, 9000] too, at 10001): late.
     await s.read('A', 9_000)
     await t.settle()
-    expect(s.app.monitor.snapshot().tables['readings-per-window']?.lateEvents).toBe(1)
+    expect(s.lateEvents()).toBe(1)
     expect(t.deadLetters(s.agent)).toEqual([])
     // B's last windows wait for stream time, or for the clock once the partition is idle
     // (idleMs: size + grace = 6001 ms).
-    expect(reported(s.closed)).toHaveLength(7)
+    expect(s.reported()).toHaveLength(7)
     await t.advance(7 * SECOND)
     // B's windows, by hand: [10202, 15202] {13400, 13401, 15202}, [13401, 18401] {13401, 15202},
     // [13402, 18402] {15202}.
-    expect(reported(s.closed).slice(7)).toEqual(['B 10202-15203 3', 'B 13401-18402 2', 'B 13402-18403 1'])
+    expect(s.reported().slice(7)).toEqual(['B 10202-15203 3', 'B 13401-18402 2', 'B 13402-18403 1'])
     await t.advance(7 * SECOND)
-    expect(reported(s.closed)).toHaveLength(10)
+    expect(s.reported()).toHaveLength(10)
     expect(await windowsOf(s.view, 'A')).toEqual([])
   })
 
   it('a quiet partition closes its windows by the clock after idleMs', async () => {
     const s = readingsPerWindow({ partitions: 2, graceMs: SECOND })
-    t = await TestApp.start(s.app)
+    const t = await apps.start(s.app)
     await s.read('quiet', 1_000, 1)
     for (let i = 0; i < 20; i++) await s.read('busy', i * 10 * SECOND, 0)
     await t.settle()
@@ -195,7 +153,7 @@ describe('sliding windows', () => {
 
   it("late events go to the agent's dead letters with LATE_EVENT when the table says so", async () => {
     const s = readingsPerWindow({ graceMs: SECOND, lateEvents: 'deadLetter' })
-    t = await TestApp.start(s.app)
+    const t = await apps.start(s.app)
     await s.read('A', 8_000)
     await s.read('B', 20_000)
     await s.read('A', 9_000) // its windows closed at 10001 at the latest; stream time is 20000
@@ -211,22 +169,13 @@ describe('sliding windows', () => {
   it('a crash mid-stream under exactly-once resumes exactly: every window once, with its exact count', async () => {
     const s = readingsPerWindow({ graceMs: 4 * SECOND, guarantee: 'exactly_once' })
     const events = unevenReadings()
-    t = await TestApp.start(s.app)
-    for (const [sensor, at] of events.slice(0, 60)) await s.read(sensor, at)
-    await t.settle()
-    await t.commit()
-    for (const [sensor, at] of events.slice(60, 100)) await s.read(sensor, at)
-    await t.settle()
-    const beforeCrash = s.closed.length
-    await t.crash()
-    await t.restart()
-    for (const [sensor, at] of events.slice(100)) await s.read(sensor, at)
-    await t.settle()
+    const t = await apps.start(s.app)
+    const beforeCrash = await s.sendAcrossCrash(events, s.read, { commitAt: 60, crashAt: 100 })
     await t.advance(60 * SECOND)
     // onWindowClose is at least once: windows closed after the last commit come again, the same.
-    expect([...new Set(reported(s.closed))]).toEqual(expectedWindows(events))
+    expect([...new Set(s.reported())]).toEqual(expectedWindows(events))
     expect(beforeCrash).toBeGreaterThan(0)
-    expect(s.app.monitor.snapshot().tables['readings-per-window']?.lateEvents ?? 0).toBe(0)
+    expect(s.lateEvents()).toBe(0)
   })
 })
 
@@ -238,9 +187,7 @@ describe('sliding windows', () => {
 function unevenReadings(): [string, number][] {
   const inOrder: [string, number][] = []
   for (let i = 0; i < 144; i++) inOrder.push([`s${i % 3}`, i * 700 + Math.floor(i / 48) * 30 * SECOND])
-  const out: [string, number][] = []
-  for (let i = 0; i < inOrder.length; i += 6) out.push(...inOrder.slice(i, i + 6).reverse())
-  return out
+  return reversedBlocks(inOrder, 6)
 }
 
 /**

@@ -1,14 +1,11 @@
-import { TestApp } from '@mephisto/testkit'
-import { afterEach, describe, expect, it } from 'vitest'
-import type { LateEventPolicy, Window } from '../src/index.js'
+import type { TestApp } from '@mephisto/testkit'
+import { describe, expect, it } from 'vitest'
 import { App, currentEvent } from '../src/index.js'
+import type { Closed, WindowTestOptions } from './windowTestkit.js'
+import { reportingTable, testApps } from './windowTestkit.js'
 
 const MINUTE = 60_000
-let t: TestApp | undefined
-afterEach(async () => {
-  await t?.stop()
-  t = undefined
-})
+const apps = testApps()
 
 interface Reading {
   sensor: string
@@ -19,31 +16,16 @@ interface Reading {
  * Readings counted per sensor per minute of the time they carry (`relativeToField`), as a
  * replay of old data would be: the app clock is far from the readings' times.
  */
-function perMinute(
-  options: { partitions?: number; lateEvents?: LateEventPolicy; guarantee?: 'exactly_once' } = {},
-) {
-  const partitions = options.partitions ?? 1
-  const app = new App({
-    id: 'stream-time',
-    logger: 'silent',
-    ...(options.guarantee && { processingGuarantee: options.guarantee }),
-  })
-  const readings = app.topic<string, Reading>('readings', { partitions })
-  const closed: [string, Window, number][] = []
-  const table = app.table<string, number>('per-minute', {
-    default: () => 0,
-    partitions,
-    onWindowClose: (sensor, window, n) => {
-      closed.push([sensor, window, n])
-    },
-  })
-  const view = table
-    .tumbling(MINUTE, { graceMs: 10_000, ...(options.lateEvents && { lateEvents: options.lateEvents }) })
+function perMinute(options: Omit<WindowTestOptions, 'graceMs' | 'idleMs'> = {}) {
+  const names = { app: 'stream-time', topic: 'readings', table: 'per-minute' }
+  const w = reportingTable<Reading, number>(apps, names, () => 0, options)
+  const view = w.table
+    .tumbling(MINUTE, { graceMs: 10_000, lateEvents: options.lateEvents })
     .relativeToField((r: Reading) => r.at)
-  const agent = app.agent(readings, async (stream) => {
+  const agent = w.app.agent(w.topic, async (stream) => {
     for await (const r of stream) await view.update(r.sensor, (n) => n + 1)
   })
-  return { app, readings, view, closed, agent }
+  return { ...w, readings: w.topic, view, agent }
 }
 
 /** 600 readings of two sensors spread evenly over five minutes from the epoch. */
@@ -54,7 +36,7 @@ async function replayEpoch(t: TestApp, topic: ReturnType<typeof perMinute>['read
   }
 }
 
-function byWindow(closed: [string, Window, number][]): string[] {
+function byWindow(closed: Closed<number>[]): string[] {
   return closed.map(([sensor, w, n]) => `${sensor} ${w.start / MINUTE} ${n}`)
 }
 
@@ -63,13 +45,13 @@ const EVERY_WINDOW = [0, 1, 2, 3, 4].flatMap((m) => [`a ${m} 60`, `b ${m} 60`])
 describe('stream time', () => {
   it('a replay of epoch-based history counts every window exactly, once each, oldest first', async () => {
     const w = perMinute()
-    t = await TestApp.start(w.app)
+    const t = await apps.start(w.app)
     await replayEpoch(t, w.readings)
     await t.settle()
     // Stream time is 299.5 s: the windows up to [3 min, 4 min) are past their grace.
     expect(byWindow(w.closed)).toEqual(EVERY_WINDOW.slice(0, 8))
     expect(w.view.streamTime(0)).toBe(299_500)
-    expect(w.app.monitor.snapshot().tables['per-minute']?.lateEvents ?? 0).toBe(0)
+    expect(w.lateEvents()).toBe(0)
     // The last window waits for stream time, or for the partition to go idle (idleMs: size + grace).
     expect(await w.view.items('a')).toEqual([[{ start: 4 * MINUTE, end: 5 * MINUTE }, 60]])
     await t.advance(MINUTE + 10_000)
@@ -80,7 +62,7 @@ describe('stream time', () => {
 
   it('a quiet partition closes its windows by the clock after idleMs, while a busy one goes by stream time', async () => {
     const w = perMinute({ partitions: 2 })
-    t = await TestApp.start(w.app)
+    const t = await apps.start(w.app)
     await t.send(w.readings, { key: 'quiet', value: { sensor: 'quiet', at: 1_000 }, partition: 1 })
     for (let i = 0; i < 200; i++)
       await t.send(w.readings, { key: 'busy', value: { sensor: 'busy', at: i * 1_000 }, partition: 0 })
@@ -94,13 +76,13 @@ describe('stream time', () => {
 
   it('late events are dropped and counted by default', async () => {
     const w = perMinute()
-    t = await TestApp.start(w.app)
+    const t = await apps.start(w.app)
     await t.send(w.readings, { key: 'a', value: { sensor: 'a', at: 5 * MINUTE } })
     // Its window [1 min, 2 min) closed at stream time 2 min 10 s; the grace keeps [4 min, 5 min) open.
     await t.send(w.readings, { key: 'a', value: { sensor: 'a', at: MINUTE + 1 } })
     await t.send(w.readings, { key: 'a', value: { sensor: 'a', at: 4 * MINUTE + 55_000 } })
     await t.settle()
-    expect(w.app.monitor.snapshot().tables['per-minute']?.lateEvents).toBe(1)
+    expect(w.lateEvents()).toBe(1)
     expect((await w.view.items('a')).map(([win, n]) => [win.start / MINUTE, n])).toEqual([
       [4, 1],
       [5, 1],
@@ -110,7 +92,7 @@ describe('stream time', () => {
 
   it("late events go to the agent's dead letters with LATE_EVENT when the table says so, without retries", async () => {
     const w = perMinute({ lateEvents: 'deadLetter' })
-    t = await TestApp.start(w.app)
+    const t = await apps.start(w.app)
     await t.send(w.readings, { key: 'a', value: { sensor: 'a', at: 5 * MINUTE } })
     await t.send(w.readings, { key: 'a', value: { sensor: 'a', at: MINUTE + 1 } })
     await t.send(w.readings, { key: 'a', value: { sensor: 'a', at: 5 * MINUTE + 1 } })
@@ -125,7 +107,7 @@ describe('stream time', () => {
 
   it('a restart resumes the stream time it had: a crash mid-replay still gives every window once, exactly', async () => {
     const w = perMinute({ guarantee: 'exactly_once' })
-    t = await TestApp.start(w.app)
+    const t = await apps.start(w.app)
     await replayEpoch(t, w.readings, 0, 400)
     await t.settle()
     await t.commit()
@@ -143,7 +125,7 @@ describe('stream time', () => {
     await t.settle()
     const unique = [...new Set(byWindow(w.closed))]
     expect(unique).toEqual(EVERY_WINDOW)
-    expect(w.app.monitor.snapshot().tables['per-minute']?.lateEvents ?? 0).toBe(0)
+    expect(w.lateEvents()).toBe(0)
   })
 
   it('onWindowClose runs outside the event whose write moved stream time (not in its transaction)', async () => {
@@ -165,7 +147,7 @@ describe('stream time', () => {
     app.agent(readings, async (stream) => {
       for await (const r of stream) await view.update(r.sensor, (n) => n + 1)
     })
-    t = await TestApp.start(app)
+    const t = await apps.start(app)
     await t.send(readings, { key: 'a', value: { sensor: 'a', at: 1_000 }, partition: 0 })
     await t.send(readings, { key: 'a', value: { sensor: 'a', at: 2 * MINUTE }, partition: 0 })
     await t.settle()
