@@ -1,5 +1,5 @@
 import type { Clock } from '../base/clock.js'
-import { DecodeError, EncodeError, MephistoError } from '../base/errors.js'
+import { DecodeError, MephistoError } from '../base/errors.js'
 import { inParallel } from '../base/inParallel.js'
 import { KeyedLock } from '../base/keyedLock.js'
 import type { Sensor } from '../sensors/sensor.js'
@@ -9,6 +9,7 @@ import type { Codec } from '../topics/codec.js'
 import type { OutgoingRecord, RawRecord, RecordMetadata, Transport } from '../transport/transport.js'
 
 import { RecoveringPartitions } from './recoveringPartitions.js'
+import { encodeTableValue } from './tableValue.js'
 
 const DELETED: unique symbol = Symbol('deleted')
 
@@ -77,8 +78,6 @@ export class TableState<K, V> {
   private readonly locks = new KeyedLock<number>()
   /** Partitions being recovered: reads from outside an event wait for them (Table.get). */
   readonly recovering: RecoveringPartitions
-  private readonly maxValueBytes: number
-  private readonly valueText: ((value: V) => string) | undefined
   /** Values are handed out deeply frozen (the store asks for it: the testkit's memory store). */
   readonly frozenValues: boolean
 
@@ -91,8 +90,6 @@ export class TableState<K, V> {
     private readonly requestCommit: () => void,
     private readonly maxDirty = 50_000,
   ) {
-    this.maxValueBytes = table.maxValueBytes
-    this.valueText = table.valueText
     this.frozenValues = store.frozenValues === true
     this.recovering = new RecoveringPartitions(table.name)
   }
@@ -140,7 +137,7 @@ export class TableState<K, V> {
     }
     let entry: Write<V> | typeof DELETED = DELETED
     if (value !== undefined) {
-      entry = { value, encoded: this.encode(sk, value, key) }
+      entry = { value, encoded: encodeTableValue(this.table, sk, value, key) }
       if (this.frozenValues) deepFreeze(value)
     }
     let d = this.dirty.get(partition)
@@ -153,57 +150,6 @@ export class TableState<K, V> {
   /** `default()` of the table as a read hands it out (frozen when values are). */
   handOut(value: V): V {
     return this.frozenValues ? deepFreeze(value) : value
-  }
-
-  private encode(sk: string, value: V, key: unknown): Buffer | string {
-    let encoded: Buffer | string
-    try {
-      encoded = this.valueText ? this.valueText(value) : this.table.valueCodec.encode(value)
-    } catch (cause) {
-      const where = `table ${this.table.name}: the value for key ${this.describeKey(sk, key)}`
-      if (cause instanceof DecodeError && cause.code === 'SCHEMA_VALIDATION') {
-        // The table's schema refuses it: recovery would refuse it too, on every later start.
-        throw new DecodeError(
-          'SCHEMA_VALIDATION',
-          'value',
-          `${where}: ${cause.message}; nothing was stored`,
-          {
-            cause,
-            ...(cause.issues ? { issues: cause.issues } : {}),
-          },
-        )
-      }
-      throw new EncodeError(
-        `${where} cannot be encoded (${(cause as Error)?.message ?? cause}); nothing was stored. A ` +
-          'table value must be one its value codec can encode (JSON by default: no BigInt, no cycles).',
-        { cause },
-      )
-    }
-    // UTF-8 takes at most 3 bytes per UTF-16 unit: exact sizes only near the limit.
-    const text = typeof encoded === 'string'
-    if ((text ? 3 * encoded.length : encoded.length) + 3 * sk.length > this.maxValueBytes) {
-      const valueBytes = text ? Buffer.byteLength(encoded) : encoded.length
-      const keyBytes = this.table.keyBytes(sk).length
-      if (valueBytes + keyBytes > this.maxValueBytes) {
-        throw new EncodeError(
-          `table ${this.table.name}: the value for key ${this.describeKey(sk, key)} is ${valueBytes} bytes ` +
-            `encoded (key ${keyBytes}), over the table's limit of ${this.maxValueBytes} bytes for a changelog ` +
-            'record (maxValueBytes); nothing was stored. Split the value over several keys, or raise the ' +
-            "table's maxValueBytes (its changelog is created with max.message.bytes to match).",
-        )
-      }
-    }
-    return encoded
-  }
-
-  private describeKey(sk: string, key: unknown): string {
-    let text: string
-    try {
-      text = JSON.stringify(key === undefined ? sk : key) ?? String(key)
-    } catch {
-      text = String(key)
-    }
-    return text.length > 200 ? `${text.slice(0, 200)}...` : text
   }
 
   async *entries(partition: number): AsyncIterable<[string, V]> {
