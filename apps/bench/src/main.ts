@@ -1,6 +1,6 @@
 // Benchmarks, as ratios taken in one run on one machine. Prints a table and writes JSON to
 // bench-results/. Never a timed test: run it by hand (or from CI) for the figures.
-//   pnpm bench [--events 200000] [--messages 1000000] [--only memory|kafka] [--skip consumer,hits,tables,recovery]
+//   pnpm bench [--events 200000] [--messages 1000000] [--only memory|kafka|pool] [--skip consumer,hits,tables,recovery,pool]
 // The Kafka benchmarks use KAFKA_BROKERS, or start docker/kafka-local for the run.
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -9,6 +9,8 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { consumerBench, hitCounterKafkaBench } from './kafka.js'
 import { memoryBench } from './memory.js'
+import type { PoolSize } from './pool.js'
+import { poolBench } from './pool.js'
 import { recoveryBench } from './recovery.js'
 import { tableBench } from './tables.js'
 
@@ -19,6 +21,7 @@ const { values } = parseArgs({
     messages: { type: 'string', default: '1000000' },
     'hit-events': { type: 'string', default: '100000' },
     'table-events': { type: 'string', default: '500000' },
+    'pool-events': { type: 'string', default: '1000000' },
     'table-keys': { type: 'string', default: '1000000' },
     tail: { type: 'string', default: '10000' },
     only: { type: 'string' },
@@ -27,6 +30,8 @@ const { values } = parseArgs({
 })
 const events = Number(values.events)
 const skip = new Set(values.skip.split(',').filter(Boolean))
+// `--only pool`: the Kafka benchmarks, the worker pool alone.
+const kafkaRuns = (name: string): boolean => !skip.has(name) && (values.only !== 'pool' || name === 'pool')
 const results: Record<string, unknown> = { node: process.version, date: new Date().toISOString() }
 const rows: string[][] = []
 const fmt = (n: number): string => `${Math.round(n).toLocaleString('en-US')}/s`
@@ -44,7 +49,7 @@ if (!values.only || values.only === 'memory') {
   ])
 }
 
-if (!values.only || values.only === 'kafka') {
+if (!values.only || values.only === 'kafka' || values.only === 'pool') {
   const root = resolve(import.meta.dirname, '../../..')
   let brokers = process.env.KAFKA_BROKERS
   let dir: string | undefined
@@ -60,7 +65,7 @@ if (!values.only || values.only === 'kafka') {
   }
   try {
     const list = brokers.split(',')
-    if (!skip.has('consumer')) {
+    if (kafkaRuns('consumer')) {
       const c = await consumerBench(list, Number(values.messages))
       results.consumer = c
       rows.push([
@@ -78,7 +83,7 @@ if (!values.only || values.only === 'kafka') {
         '',
       ])
     }
-    if (!skip.has('hits')) {
+    if (kafkaRuns('hits')) {
       const h = await hitCounterKafkaBench(list, Number(values['hit-events']))
       const eos = await hitCounterKafkaBench(list, Number(values['hit-events']), 'exactly_once')
       results.hitCounterKafka = h
@@ -98,7 +103,7 @@ if (!values.only || values.only === 'kafka') {
         eos.countsMatch ? 'yes' : 'NO',
       ])
     }
-    if (!skip.has('tables')) {
+    if (kafkaRuns('tables')) {
       const t = await tableBench(list, Number(values['table-events']))
       results.tables = t
       rows.push([
@@ -116,7 +121,7 @@ if (!values.only || values.only === 'kafka') {
         t.join.correct && t.plain.correct ? 'yes' : 'NO',
       ])
     }
-    if (!skip.has('recovery')) {
+    if (kafkaRuns('recovery')) {
       const rec = await recoveryBench(list, Number(values['table-keys']), Number(values.tail))
       results.recovery = rec
       const ok = rec.valuesMatch && rec.rocksdbReplayed === rec.tail ? 'yes' : 'NO'
@@ -134,6 +139,28 @@ if (!values.only || values.only === 'kafka') {
         `${rec.startRatio.toFixed(1)}x faster`,
         ok,
       ])
+    }
+    if (kafkaRuns('pool')) {
+      const p = await poolBench(list, Number(values['pool-events']))
+      results.pool = p
+      const ok = p.one.correct && p.two.correct ? 'yes' : 'NO'
+      rows.push([
+        'hit counter, worker --workers 2 vs 1, settled, Kafka',
+        fmt(p.two.settledPerSec),
+        `${fmt(p.one.settledPerSec)} --workers 1`,
+        `${p.settledRatio.toFixed(2)}x`,
+        ok,
+      ])
+      rows.push([
+        '  same, from the command start',
+        fmt(p.two.wallPerSec),
+        `${fmt(p.one.wallPerSec)} --workers 1`,
+        `${p.wallRatio.toFixed(2)}x`,
+        ok,
+      ])
+      const ready = (s: PoolSize): string =>
+        `${(Math.min(...s.runs.map((r) => r.readyMs)) / 1000).toFixed(1)} s`
+      rows.push(['  same, command start to ready', ready(p.two), `${ready(p.one)} --workers 1`, '', ''])
     }
   } finally {
     if (dir) {
