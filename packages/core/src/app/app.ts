@@ -162,16 +162,12 @@ export class App implements WorkerHost, JoinHost {
   }
 
   /**
-   * Declares a global table: every worker holds all of it and reads it locally (the lookup side
-   * of an enrichment), recovered before the worker reports ready and kept current by following
-   * its changelog every `standbyIntervalMs`. Any worker may write it; a key lives in the partition
-   * its hash names, and the others see the write once it is committed and followed.
+   * A global table: every worker holds all of it, reads it locally, recovers it before it is
+   * ready and follows its changelog every `standbyIntervalMs` (docs/tables.md, "Global tables").
    */
   globalTable<K = string, V = unknown>(name: string, options: TableOptions<K, V> = {}): Table<K, V> {
     if (options.standbyReplicas)
-      throw new ConfigurationError(
-        `global table ${name}: every worker holds all of it; standbyReplicas does not apply`,
-      )
+      throw new ConfigurationError(`global table ${name}: every worker holds it all; no standbyReplicas`)
     return this.table(name, { ...options, global: true })
   }
 

@@ -241,10 +241,9 @@ export class Transactions {
   /**
    * An exactly-once commit. Holds new events back until every event handed to an actor is acked,
    * so that the snapshot taken then (offsets, outputs, table writes) belongs to whole events only;
-   * lets the actors go on, then commits one transaction per partition number. When events are
-   * still in progress after the wait, the partition numbers they belong to sit this commit out
-   * (their offsets, outputs and table writes wait for a later one) and the others commit: a stuck
-   * event holds its own transaction only.
+   * lets the actors go on, then commits one transaction per partition number. Partition numbers
+   * with events still in progress after the wait sit this commit out (offsets, outputs and table
+   * writes alike): a stuck event holds its own transaction only.
    */
   async commit(): Promise<void> {
     const deps = this.deps
