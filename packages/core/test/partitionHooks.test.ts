@@ -62,3 +62,43 @@ describe('partition lifecycle hooks', () => {
     expect(a.app.running).toBe(true)
   })
 })
+
+describe('table onRecover', () => {
+  it('is awaited with the partitions a worker recovered, before their events, and again for those it takes over', async () => {
+    const log: string[] = []
+    const make = (name: string) => {
+      const app = new App({ id: 'on-recover', logger: 'silent', commitIntervalMs: 100 })
+      const input = app.topic<string, string>('input', { partitions: 2 })
+      const counts = app.table<string, number>('counts', {
+        default: () => 0,
+        partitions: 2,
+        onRecover: async (partitions) => {
+          await new Promise((r) => setTimeout(r, 10))
+          log.push(`${name} recovered ${partitions.join(',')}`)
+        },
+      })
+      app.agent(input, async (stream) => {
+        for await (const v of stream) {
+          log.push(`${name} event ${v}`)
+          counts.set(v, (await counts.get(v)) + 1)
+        }
+      })
+      return { app, input }
+    }
+    const a = make('a')
+    const ta = await TestApp.start(a.app)
+    running = [ta]
+    await ta.send(a.input, { key: 'k', value: 'x', partition: 1 })
+    await ta.settle()
+    expect(log).toEqual(['a recovered 0,1', 'a event x'])
+    const b = make('b')
+    running.push(await TestApp.start(b.app, { broker: ta.broker, clock: ta.clock }))
+    for (const t of running) await t.settle()
+    expect(log.filter((l) => l.startsWith('b recovered'))).toHaveLength(1)
+    await running[1]!.stop()
+    await ta.settle()
+    // a takes b's partition back: only that one is recovered again.
+    expect(log.filter((l) => l.startsWith('a recovered'))).toHaveLength(2)
+    expect(log.filter((l) => l.startsWith('a recovered')).at(-1)).toMatch(/^a recovered \d$/)
+  })
+})

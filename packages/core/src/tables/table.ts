@@ -61,6 +61,12 @@ export interface TableOptions<K, V> {
    * that partition is being recovered, before it throws NotReadyError. Default 5000 ms (real time).
    */
   recoveryWaitMs?: number
+  /**
+   * Awaited each time this worker has recovered partitions of the table (taken them over and
+   * replayed their changelogs), before any event of them is processed: to warm a cache from the
+   * table, say. Called with the partition numbers. An error is logged; processing goes on.
+   */
+  onRecover?: (partitions: number[]) => unknown
   /** @internal Declared by the engine for its own use (a windowed table's stream time). */
   internal?: boolean
   /**

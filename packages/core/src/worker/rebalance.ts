@@ -104,18 +104,32 @@ export class Rebalance {
    */
   async recoverTables(numbers: readonly number[] | null): Promise<void> {
     await Promise.all(
-      [...this.deps.tables.values()].map(async (ts) => {
+      [...this.deps.tables].map(async ([table, ts]) => {
         // recoverMany skips the partitions the table already owns.
         // A global table: every partition, on every worker.
         const all = numbers === null || ts.table.options.global === true
         const mine = all
           ? Array.from({ length: ts.table.partitions }, (_, p) => p)
           : numbers.filter((p) => p < ts.table.partitions)
+        const fresh = mine.filter((p) => !ts.owns(p))
         const replayed = await ts.recoverMany(this.deps.transport, mine)
         mine.forEach((p, i) => {
           if (replayed[i]! > 0)
             this.deps.logger.info(`recovered table ${ts.table.name}[${p}]`, { records: replayed[i] })
         })
+        const onRecover = table.options.onRecover
+        if (onRecover && fresh.length > 0) {
+          try {
+            await onRecover(fresh)
+          } catch (err) {
+            this.deps.logger.error(
+              `table ${table.name}: onRecover failed; its partitions are processed all the same`,
+              {
+                err,
+              },
+            )
+          }
+        }
       }),
     )
   }
