@@ -1,5 +1,5 @@
 import type { Clock } from '../base/clock.js'
-import { DecodeError, MephistoError } from '../base/errors.js'
+import { MephistoError } from '../base/errors.js'
 import { inParallel } from '../base/inParallel.js'
 import { KeyedLock } from '../base/keyedLock.js'
 import type { Sensor } from '../sensors/sensor.js'
