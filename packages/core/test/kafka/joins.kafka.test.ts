@@ -2,24 +2,15 @@
 // `mephisto worker` (test/kafka/joinFixture.ts) left-joins orders with payments while they are
 // produced, is SIGKILLed in the middle, and a second worker takes over. A read-committed reader
 // then finds every join result exactly once: each pair, and each miss of an order nothing paid.
-import { afterAll, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import { defaultPartition } from '../../src/index.js'
 import type { Running } from '../cliProcess.js'
 import { cliMain, start } from '../cliProcess.js'
 import { seededRandom } from '../helpers.js'
-import { describeKafka, kafkaBrokers, testTransport, uniqueName } from './kafka.js'
+import { describeKafka, kafkaBrokers, testTransport, topicsDeletedAfterAll, uniqueName } from './kafka.js'
 
 const appModule = new URL('./joinFixture.ts', import.meta.url).pathname
-const created: string[] = []
-
-afterAll(async () => {
-  if (created.length === 0) return
-  const t = testTransport()
-  await t.connect()
-  const all = await t.admin.listTopics()
-  await t.admin.deleteTopics(all.filter((name) => created.some((id) => name.startsWith(`${id}-`))))
-  await t.close()
-})
+const created = topicsDeletedAfterAll()
 
 const T0 = Date.UTC(2026, 0, 1)
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))

@@ -3,20 +3,11 @@
 // 2-partition topic; the per-partition end offset, committed offset and lag must be exactly what
 // the broker and the group say. Then the gate opens: lag drains to 0 and the counters move.
 import { PrometheusMonitor } from '@mephisto/monitor-prometheus'
-import { afterAll, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import { App } from '../../src/index.js'
-import { describeKafka, kafkaBrokers, testTransport, uniqueName } from './kafka.js'
+import { describeKafka, kafkaBrokers, testTransport, topicsDeletedAfterAll, uniqueName } from './kafka.js'
 
-const created: string[] = []
-
-afterAll(async () => {
-  if (created.length === 0) return
-  const t = testTransport()
-  await t.connect()
-  const all = await t.admin.listTopics()
-  await t.admin.deleteTopics(all.filter((name) => created.some((id) => name.startsWith(`${id}-`))))
-  await t.close()
-})
+const created = topicsDeletedAfterAll()
 
 interface Sample {
   name: string

@@ -3,26 +3,26 @@
 // through each worker's web port, gives the right value, answered by the worker that owns it
 // (x-mephisto-worker); an ask() made on each worker for keys the others own is answered by the
 // owner, through the replies topic.
-import { afterAll, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import { defaultPartition } from '../../src/transport/partitioner.js'
 import type { Running } from '../cliProcess.js'
 import { cliMain, start } from '../cliProcess.js'
-import { describeKafka, kafkaBrokers, testTransport, uniqueName } from './kafka.js'
+import {
+  type Answer,
+  describeKafka,
+  getAnswer,
+  kafkaBrokers,
+  testTransport,
+  topicsDeletedAfterAll,
+  uniqueName,
+  until,
+} from './kafka.js'
 
 const appModule = new URL('./routingFixture.ts', import.meta.url).pathname
 const PARTITIONS = 6
 const USERS = 60
 const EVENTS = 3_000
-const created: string[] = []
-
-afterAll(async () => {
-  if (created.length === 0) return
-  const t = testTransport()
-  await t.connect()
-  const all = await t.admin.listTopics()
-  await t.admin.deleteTopics(all.filter((name) => created.some((id) => name.startsWith(`${id}-`))))
-  await t.close()
-})
+const created = topicsDeletedAfterAll()
 
 interface Worker {
   run: Running
@@ -39,39 +39,7 @@ async function startWorker(id: string): Promise<Worker> {
   return { run, url: url!, id: health.body.worker }
 }
 
-interface Answer {
-  status: number
-  body: any
-  worker: string | null
-}
-
-async function get(url: string): Promise<Answer> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(20_000) })
-  const text = await res.text()
-  let body: unknown = text
-  try {
-    body = JSON.parse(text)
-  } catch {}
-  return { status: res.status, body, worker: res.headers.get('x-mephisto-worker') }
-}
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T>,
-  ok: (v: T) => boolean,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn().catch((err: unknown) => err as T)
-    if (!(v instanceof Error) && ok(v)) return v
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${what}; last: ${v instanceof Error ? v.message : JSON.stringify(v)}`,
-      )
-    await new Promise((r) => setTimeout(r, 200))
-  }
-}
+const get = (url: string): Promise<Answer> => getAnswer(url, 20_000)
 
 /** The partitions of the events topic each worker is assigned. */
 async function assignments(workers: Worker[], topic: string): Promise<Map<Worker, number[]>> {

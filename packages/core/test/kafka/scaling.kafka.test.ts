@@ -8,64 +8,32 @@
 // - every worker holds the whole global table as soon as it reports ready, and every write to it,
 //   from whichever worker, reaches all of them; after a SIGKILL of one worker the others go on
 //   answering global-table reads from their own copies, before and after the group rebalances.
-import { afterAll, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import type { RawRecord } from '../../src/index.js'
 import type { Running } from '../cliProcess.js'
 import { cliMain, start } from '../cliProcess.js'
-import { describeKafka, kafkaBrokers, testTransport, uniqueName } from './kafka.js'
+import {
+  type Answer,
+  describeKafka,
+  getAnswer,
+  kafkaBrokers,
+  testTransport,
+  topicsDeletedAfterAll,
+  uniqueName,
+  until,
+} from './kafka.js'
 
 const appModule = new URL('./scalingFixture.ts', import.meta.url).pathname
 const PARTITIONS = 12
 const USERS = 120
 const REFS = 200
-const created: string[] = []
-
-afterAll(async () => {
-  if (created.length === 0) return
-  const t = testTransport()
-  await t.connect()
-  const all = await t.admin.listTopics()
-  await t.admin.deleteTopics(all.filter((name) => created.some((id) => name.startsWith(`${id}-`))))
-  await t.close()
-})
+const created = topicsDeletedAfterAll()
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const sum = (xs: Iterable<number>): number => [...xs].reduce((a, b) => a + b, 0)
 const all = Array.from({ length: PARTITIONS }, (_, p) => p)
 
-interface Answer {
-  status: number
-  body: any
-  worker: string | null
-}
-
-async function get(url: string): Promise<Answer> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) })
-  const text = await res.text()
-  let body: unknown = text
-  try {
-    body = JSON.parse(text)
-  } catch {}
-  return { status: res.status, body, worker: res.headers.get('x-mephisto-worker') }
-}
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T>,
-  ok: (v: T) => boolean,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn().catch((err: unknown) => err as T)
-    if (!(v instanceof Error) && ok(v)) return v
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${what}; last: ${v instanceof Error ? v.message : JSON.stringify(v)}`,
-      )
-    await sleep(200)
-  }
-}
+const get = (url: string): Promise<Answer> => getAnswer(url, 10_000)
 
 interface Worker {
   name: string

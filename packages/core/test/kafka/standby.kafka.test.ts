@@ -3,25 +3,23 @@
 // SIGKILLed while events flow. The survivor takes over the dead worker's partitions with every
 // count exact under the at-least-once bound, and replays no more of their changelogs than its
 // standby copy lacked. The control run, without standby replicas, replays those changelogs whole.
-import { afterAll, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import type { RawRecord } from '../../src/index.js'
 import type { Running } from '../cliProcess.js'
 import { cliMain, fixture, getJson, start } from '../cliProcess.js'
-import { describeKafka, kafkaBrokers, testTransport, uniqueName } from './kafka.js'
+import {
+  describeKafka,
+  kafkaBrokers,
+  testTransport,
+  topicsDeletedAfterAll,
+  uniqueName,
+  until,
+} from './kafka.js'
 
 const appModule = fixture('standbyCounter.ts')
 const PARTITIONS = [0, 1, 2, 3]
 const USERS = 8_000
-const created: string[] = []
-
-afterAll(async () => {
-  if (created.length === 0) return
-  const t = testTransport()
-  await t.connect()
-  const all = await t.admin.listTopics()
-  await t.admin.deleteTopics(all.filter((name) => created.some((id) => name.startsWith(`${id}-`))))
-  await t.close()
-})
+const created = topicsDeletedAfterAll()
 
 interface Worker {
   name: string
@@ -58,24 +56,6 @@ async function recoveryOf(w: Worker): Promise<Map<number, { done: number; total:
   }[])
     if (r.table === 'counts') result.set(r.partition, { done: r.done, total: r.total })
   return result
-}
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T>,
-  ok: (v: T) => boolean,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn().catch((err: unknown) => err as T)
-    if (!(v instanceof Error) && ok(v)) return v
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${what}; last: ${v instanceof Error ? v.message : JSON.stringify(v)}`,
-      )
-    await new Promise((r) => setTimeout(r, 200))
-  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))

@@ -3,40 +3,28 @@
 // a worker SIGKILLed from outside is restarted by the supervisor and the group takes it back
 // (the partitions split again, later events counted exactly); SIGTERM to the supervisor stops
 // both cleanly with exit 0.
-import { afterAll, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import type { Running } from '../cliProcess.js'
 import { cliMain, fixture, getJson, start } from '../cliProcess.js'
-import { describeKafka, kafkaBrokers, testTransport, uniqueName } from './kafka.js'
+import {
+  describeKafka,
+  kafkaBrokers,
+  testTransport,
+  topicsDeletedAfterAll,
+  uniqueName,
+  until as untilReady,
+} from './kafka.js'
 
 const appModule = fixture('poolCounter.ts')
 const PARTITIONS = [0, 1, 2, 3]
 const USERS = 40
-const created: string[] = []
+const created = topicsDeletedAfterAll()
 
-afterAll(async () => {
-  if (created.length === 0) return
-  const t = testTransport()
-  await t.connect()
-  const all = await t.admin.listTopics()
-  await t.admin.deleteTopics(all.filter((name) => created.some((id) => name.startsWith(`${id}-`))))
-  await t.close()
-})
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+const _sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const sum = (xs: Iterable<number>): number => [...xs].reduce((a, b) => a + b, 0)
 
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn().catch((err: unknown) => err as T)
-    if (!(v instanceof Error) && ok(v)) return v
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${what}; last: ${v instanceof Error ? v.message : JSON.stringify(v)}`,
-      )
-    await sleep(200)
-  }
-}
+const until = <T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000) =>
+  untilReady(what, fn, ok, timeoutMs)
 
 /** Each worker's latest web address and pid, from its `[w<i>] ready in ... (pid n), web <url>/` lines. */
 function workersOf(pool: Running): Map<number, { pid: number; url: string }> {
