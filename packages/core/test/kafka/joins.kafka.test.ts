@@ -140,7 +140,8 @@ describeKafka('stream-stream join on Kafka', () => {
       }
       await sleep(1500) // nothing more comes
       got = await committedResults(id)
-      expect(got.length).toBe(want.length)
+      // On a shortfall, what the second worker said (a stall or an error) is the clue.
+      expect(got.length, `second worker's stderr:\n${second.stderr().slice(-4000)}`).toBe(want.length)
       expect(got).toEqual(want)
     } finally {
       second.child.kill('SIGTERM')
