@@ -404,6 +404,53 @@ export function transportConformance(name: string, target: ConformanceTarget): v
     )
 
     it(
+      'places standbyReplicas copies of each partition number on other members, and a leaver hands its numbers to their copies',
+      async () => {
+        await withTopics([{ partitions: 6 }], async (t, [topic]) => {
+          const groupId = group()
+          const names = ['a', 'b', 'c'] as const
+          const consumers = names.map(() => t.consumer({ groupId, standbyReplicas: 1 }))
+          for (const [i, c] of consumers.entries()) await c.start([topic!], new Recorder(names[i]!))
+          const owned = (c: TransportConsumer): number[] => c.assignment().map((tp) => tp.partition)
+          const settled = (members: TransportConsumer[]): boolean => {
+            const copies = members.flatMap((c) => c.standbys?.() ?? [])
+            return (
+              members.every((c) => owned(c).length === 6 / members.length) &&
+              copies.length === 6 &&
+              new Set(copies).size === 6 &&
+              members.every((c) => (c.standbys?.() ?? []).every((p) => !owned(c).includes(p)))
+            )
+          }
+          // One copy of each number, never on its owner: not every number on every member.
+          await waitFor(
+            'three members, each number with one standby copy elsewhere',
+            () => settled(consumers),
+            target.settleMs + 10_000,
+          )
+
+          const [a, b, c] = consumers as [TransportConsumer, TransportConsumer, TransportConsumer]
+          const leaving = owned(c)
+          const held = new Map([a, b].map((m) => [m, owned(m)]))
+          const copyOf = new Map<number, TransportConsumer>()
+          for (const m of [a, b]) for (const p of m.standbys?.() ?? []) if (leaving.includes(p)) copyOf.set(p, m)
+          await c.stop()
+          await waitFor('the two survivors', () => settled([a, b]), target.settleMs + 10_000)
+          // Sticky: the survivors keep what they held; a survivor with a copy of a leaver's number
+          // takes one of them (it has the table's state already).
+          for (const m of [a, b]) {
+            const took = owned(m).filter((p) => leaving.includes(p))
+            expect(owned(m)).toEqual(expect.arrayContaining(held.get(m)!))
+            expect(took).toHaveLength(1)
+            if ([...copyOf.values()].includes(m)) expect(copyOf.get(took[0]!)).toBe(m)
+          }
+          await a.stop()
+          await b.stop()
+        })
+      },
+      timeout,
+    )
+
+    it(
       'stop revokes every partition; abort revokes none and leaves the commits as they were',
       async () => {
         await withTopics([{ partitions: 2 }], async (t, [topic]) => {

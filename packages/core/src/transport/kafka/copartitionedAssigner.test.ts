@@ -1,7 +1,11 @@
 import type { Cluster } from 'kafkajs'
 import kafkajs from 'kafkajs'
 import { describe, expect, it } from 'vitest'
-import { COPARTITIONED_ASSIGNER, copartitionedAssigner } from './copartitionedAssigner.js'
+import {
+  COPARTITIONED_ASSIGNER,
+  copartitionedAssigner,
+  decodeAssignmentData,
+} from './copartitionedAssigner.js'
 
 const { AssignerProtocol } = kafkajs
 
@@ -55,7 +59,51 @@ describe('copartitionedAssigner', () => {
   it('hands the consumer its cluster before any assignment', () => {
     const { cluster } = fakeCluster({})
     let seen: Cluster | undefined
-    copartitionedAssigner((c) => (seen = c))({ cluster, groupId: 'g', logger: undefined as never })
+    copartitionedAssigner({ onCluster: (c) => (seen = c) })({
+      cluster,
+      groupId: 'g',
+      logger: undefined as never,
+    })
     expect(seen).toBe(cluster)
+  })
+
+  it('places the standby copies members ask for and sends each member its own in the user data', async () => {
+    const { cluster } = fakeCluster({ events: 4 })
+    const joining = (memberId: string, data: object) => ({
+      memberId,
+      memberMetadata: AssignerProtocol.MemberMetadata.encode({
+        version: 0,
+        topics: ['events'],
+        userData: Buffer.from(JSON.stringify(data)),
+      }),
+    })
+    const assigner = copartitionedAssigner()({ cluster, groupId: 'g', logger: undefined as never })
+    const result = await assigner.assign({
+      members: [
+        joining('m-a', { owned: [0, 1], standby: [2], standbyReplicas: 1 }),
+        joining('m-b', { owned: [2, 3], standby: [0, 1], standbyReplicas: 1 }),
+        joining('m-c', { owned: [], standby: [], standbyReplicas: 0 }),
+      ],
+      topics: ['events'],
+    })
+    const decoded = new Map(
+      result.map(({ memberId, memberAssignment }) => {
+        const a = AssignerProtocol.MemberAssignment.decode(memberAssignment)!
+        return [memberId, { owns: a.assignment.events ?? [], standby: decodeAssignmentData(a.userData)! }]
+      }),
+    )
+    // One copy of each number, never on its owner; the copies held before stay where they were.
+    const copies = [...decoded.values()].flatMap((m) => m.standby).sort()
+    expect(copies).toEqual([0, 1, 2, 3])
+    for (const m of decoded.values()) for (const p of m.standby) expect(m.owns).not.toContain(p)
+    expect(decoded.get('m-b')!.standby).toEqual(
+      expect.arrayContaining([0, 1].filter((p) => !decoded.get('m-b')!.owns.includes(p))),
+    )
+  })
+
+  it('reads no standby numbers from an assignment without user data (a leader of an older version)', () => {
+    expect(decodeAssignmentData(Buffer.alloc(0))).toBeUndefined()
+    expect(decodeAssignmentData(Buffer.from('not json'))).toBeUndefined()
+    expect(decodeAssignmentData(Buffer.from('{"standby":[1,"x",3]}'))).toEqual([1, 3])
   })
 })

@@ -18,11 +18,11 @@ import type {
 import { BatchDelivery } from './batchDelivery.js'
 import type { ConsumerSettings } from './consumerConfig.js'
 import { consumerSettings, kafkajsConsumerConfig, kafkajsRunConfig } from './consumerConfig.js'
-import { copartitionedAssigner } from './copartitionedAssigner.js'
+import { copartitionedAssigner, decodeAssignmentData } from './copartitionedAssigner.js'
 import { commitOffsets, committedOffsets } from './groupOffsets.js'
 import { Heartbeat } from './heartbeat.js'
 import { mayRetry, messageOf } from './kafkaErrors.js'
-import { beforeEveryJoin, markAbortedRecords } from './kafkajsPatches.js'
+import { beforeEveryJoin, markAbortedRecords, receiveAssignmentUserData } from './kafkajsPatches.js'
 import type { ConsumerPhase } from './rebalanceGuard.js'
 import { RebalanceGuard } from './rebalanceGuard.js'
 
@@ -47,6 +47,8 @@ export class KafkaConsumer implements TransportConsumer {
   private consumer: Consumer | undefined
   private handlers: ConsumerHandlers | undefined
   private failure: unknown
+  /** What the leader's last assignment said this member keeps standby copies of. */
+  private placedStandbys: number[] | undefined
   private stopping: Promise<void> | undefined
   private readonly startedSignal = deferred()
   private readonly abortedSignal = deferred()
@@ -95,14 +97,19 @@ export class KafkaConsumer implements TransportConsumer {
           `on ${this.deps.url}: create them first (admin.ensureTopics).`,
       )
     }
-    const assigner = copartitionedAssigner(
-      (cluster) => {
+    const assigner = copartitionedAssigner({
+      onCluster: (cluster) => {
         beforeEveryJoin(cluster, () => this.guard.beforeJoin())
         markAbortedRecords(cluster)
+        receiveAssignmentUserData(cluster, (userData) => {
+          this.placedStandbys = decodeAssignmentData(userData)
+        })
       },
-      // Sticky: the leader keeps what this member holds where it is when it can.
-      () => this.guard.lastHeld(),
-    )
+      // Sticky: the leader keeps what this member holds, and its standby copies, where they are.
+      owned: () => this.guard.lastHeld(),
+      standby: () => this.placedStandbys ?? [],
+      standbyReplicas: this.options.standbyReplicas ?? 0,
+    })
     const consumer = this.deps.kafka.consumer(
       kafkajsConsumerConfig(this.deps.consumerConfig, groupId, (error) => this.mayRestart(error), assigner),
     )
@@ -144,6 +151,11 @@ export class KafkaConsumer implements TransportConsumer {
   /** See {@link committedOffsets} for `stable`. */
   committed(partitions: TopicPartition[], options: { stable?: boolean } = {}): Promise<CommitOffset[]> {
     return committedOffsets(this.deps.admin, this.settings.groupId, partitions, options.stable ?? false)
+  }
+
+  /** The standby copies the group leader placed here (undefined before the first assignment). */
+  standbys(): number[] | undefined {
+    return this.placedStandbys === undefined ? undefined : [...this.placedStandbys]
   }
 
   seek(offsets: CommitOffset[]): void {

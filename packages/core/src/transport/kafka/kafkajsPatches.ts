@@ -4,6 +4,7 @@
  */
 import { createRequire } from 'node:module'
 import type { Broker, Cluster, Kafka, KafkaMessage } from 'kafkajs'
+import kafkajs from 'kafkajs'
 import { BrokerError } from '../../base/errors.js'
 import type { AbortedTransaction, FetchedMessage } from './abortedFilter.js'
 import { abortedFilter } from './abortedFilter.js'
@@ -146,7 +147,7 @@ export function standaloneCluster(kafka: Kafka): Cluster {
   kafka.consumer({
     groupId: 'mephisto-reader-unused',
     allowAutoTopicCreation: false,
-    partitionAssigners: [copartitionedAssigner((c) => (captured = c))],
+    partitionAssigners: [copartitionedAssigner({ onCluster: (c) => (captured = c) })],
   })
   if (captured === undefined) throw new BrokerError('kafkajs did not create a cluster for the reader')
   return captured
@@ -220,6 +221,54 @@ export function unpatchedScheduleCheck(): (this: RequestQueueInternals) => void 
   return ((current as unknown as Record<symbol, unknown>)[NO_TIMER_WHEN_EMPTY] ?? current) as (
     this: RequestQueueInternals,
   ) => void
+}
+
+// ---- 5. The leader's user data in a member's assignment ------------------------------------------
+
+/**
+ * Hands `onUserData` the user data of every assignment the consumer that `cluster` belongs to
+ * receives from its group leader, before kafkajs applies the assignment.
+ *
+ * Why: the leader's assigner sends each member its standby partitions in the assignment's user
+ * data (copartitionedAssigner.ts); kafkajs decodes the assignment and keeps only its partitions,
+ * with no hook for the rest.
+ *
+ * What: on this one `Cluster` instance, `findGroupCoordinator` is wrapped so that the coordinator
+ * it returns gets its `syncGroup` wrapped once; the response (`{ memberAssignment: Buffer }`) is
+ * decoded with kafkajs' own `AssignerProtocol.MemberAssignment` and returned unchanged. kafkajs'
+ * `ConsumerGroup` finds the coordinator at every join and sends SyncGroup to it
+ * (`src/consumer/consumerGroup.js`, `[PRIVATE.JOIN]` and `[PRIVATE.SYNC]`).
+ *
+ * Still needed while kafkajs' `[PRIVATE.SYNC]` drops `userData` of the decoded assignment. If it
+ * stopped taking effect, the transport conformance test "places standbyReplicas copies ..." fails
+ * on Kafka (every member would follow every partition).
+ */
+export function receiveAssignmentUserData(
+  cluster: Cluster,
+  onUserData: (userData: Buffer | null) => void,
+): void {
+  const lookup = cluster.findGroupCoordinator.bind(cluster)
+  const wrapped = new WeakSet<Broker>()
+  cluster.findGroupCoordinator = async (group) => {
+    const found = await lookup(group)
+    if (wrapped.has(found)) return found
+    wrapped.add(found)
+    // kafkajs' `Broker` type leaves out the group calls.
+    const coordinator = found as Broker & { syncGroup(request: unknown): Promise<SyncGroupResponse> }
+    const sync = coordinator.syncGroup.bind(coordinator)
+    coordinator.syncGroup = async (request) => {
+      const response = await sync(request)
+      const decoded = kafkajs.AssignerProtocol.MemberAssignment.decode(response.memberAssignment)
+      onUserData(decoded?.userData ?? null)
+      return response
+    }
+    return found
+  }
+}
+
+/** kafkajs' decoded SyncGroup response (`src/protocol/requests/syncGroup`). */
+interface SyncGroupResponse {
+  memberAssignment: Buffer
 }
 
 try {
