@@ -70,6 +70,16 @@ async function produce(topic: string): Promise<Map<string, number>> {
   return want
 }
 
+/** Runs `fn`; when it fails, the failure carries what each worker said on stderr (the clue). */
+async function withStderr<T>(workers: Worker[], fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    const said = workers.map((w) => `--- worker ${w.id} stderr:\n${w.run.stderr().slice(-3000)}`).join('\n')
+    throw new Error(`${(err as Error).message}\n${said}`)
+  }
+}
+
 async function stop(w: Worker): Promise<void> {
   w.run.child.kill('SIGTERM')
   const done = await w.run.exited
@@ -102,20 +112,22 @@ describeKafka('routing across worker processes', () => {
       const want = await produce(topic)
       const read = (w: Worker, user: string) => get(`${w.url}/tables/counts/${user}`)
       // Every count, through every worker (route books follow the routes topic a few times a second).
-      await until(
-        'every key through every worker',
-        async () => {
-          const wrong: string[] = []
-          for (const w of workers) {
-            for (const [user, n] of want) {
-              const a = await read(w, user)
-              if (a.status !== 200 || a.body.value !== n)
-                wrong.push(`${user}@${w.id}: ${a.status} ${a.body.value}`)
+      await withStderr(workers, () =>
+        until(
+          'every key through every worker',
+          async () => {
+            const wrong: string[] = []
+            for (const w of workers) {
+              for (const [user, n] of want) {
+                const a = await read(w, user)
+                if (a.status !== 200 || a.body.value !== n)
+                  wrong.push(`${user}@${w.id}: ${a.status} ${a.body.value ?? a.body.error}`)
+              }
             }
-          }
-          return wrong
-        },
-        (wrong) => wrong.length === 0,
+            return wrong
+          },
+          (wrong) => wrong.length === 0,
+        ),
       )
       let forwarded = 0
       const readsStarted = performance.now()
