@@ -76,6 +76,7 @@ export type {
 // transports to wrap or compare against).
 // ---------------------------------------------------------------------------------------------
 export type { AgentProgress, Sensor, StreamEventInfo, WorkerProbe } from './sensors/sensor.js'
+export { currentStreamEventInfo } from './streams/context.js'
 export type { SensorSetOptions } from './sensors/sensorSet.js'
 export { SensorSet } from './sensors/sensorSet.js'
 export type { MemoryStoreOptions } from './stores/memoryStore.js'

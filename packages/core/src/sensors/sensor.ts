@@ -1,12 +1,23 @@
-import type { TopicPartition } from '../transport/transport.js'
+import type { Headers, TopicPartition } from '../transport/transport.js'
 
-/** What a sensor learns about one event as it moves through a stream. */
+/**
+ * What a sensor learns about one event as it moves through a stream. The runtime hands the same
+ * object to `onStreamEventIn` and `onStreamEventOut`, and `currentStreamEventInfo()` returns it
+ * while the agent handles the event, so a sensor can keep per-event state in a `WeakMap` keyed by
+ * it (a span, say).
+ */
 export interface StreamEventInfo {
   /** The agent (stream) name. */
   stream: string
   topic: string
   partition: number
   offset: number
+  /**
+   * The record's headers as they came in (a channel message's, for a channel): where a trace
+   * context travels. Always set by the runtime; optional so a sensor can be driven by hand in
+   * tests. Read only.
+   */
+  readonly headers?: Readonly<Headers>
 }
 
 /** One agent's work in progress, as a {@link WorkerProbe} reads it. */
@@ -37,7 +48,15 @@ export interface WorkerProbe {
  */
 export interface Sensor {
   onMessageIn?(tp: TopicPartition, offset: number, bytes: number): void
+  /**
+   * A stream handed an event to the agent's code (each event of a `take()` batch). What it returns
+   * comes back to `onStreamEventOut`: the two bracket the handling of one event.
+   */
   onStreamEventIn?(event: StreamEventInfo): unknown
+  /**
+   * The agent is done with the event: acked (handled, skipped or dead-lettered), or its attempt
+   * failed and it is handed in again for a retry (another `onStreamEventIn` follows).
+   */
   onStreamEventOut?(event: StreamEventInfo, state: unknown): void
   onMessageOut?(tp: TopicPartition, offset: number): void
   onTableGet?(table: string, key: unknown): void
@@ -45,7 +64,16 @@ export interface Sensor {
   onTableDelete?(table: string, key: unknown): void
   onCommitInitiated?(): unknown
   onCommitCompleted?(state: unknown, offsets: readonly (TopicPartition & { offset: number })[]): void
-  onSendInitiated?(topic: string, bytes: number): unknown
+  /**
+   * A record is handed to the producer. `bytes` is its value's size. For a record the app sends
+   * (`topic.send`, `agent.send`, an agent's sinks, from an agent or from anywhere else), `headers`
+   * are that record's own headers, still writable: a sensor may add headers here (a trace
+   * context), and should leave the ones there alone. Absent for a record the runtime forwards as
+   * it came (`groupBy`, `through`, `echo`: it keeps its event's headers). To know whether the send
+   * comes from an agent handling an event, and which, call `currentStreamEventInfo()` here.
+   * Adding headers costs nothing when no sensor does.
+   */
+  onSendInitiated?(topic: string, bytes: number, headers?: Headers): unknown
   onSendCompleted?(state: unknown, topic: string): void
   onSendError?(state: unknown, topic: string, error: unknown): void
   onAssignmentStart?(partitions: readonly TopicPartition[]): unknown

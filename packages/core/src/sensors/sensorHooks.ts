@@ -32,7 +32,7 @@ export const SENSOR_HOOKS = {
   onTableDelete: { params: 2 },
   onCommitInitiated: { params: 0 },
   onCommitCompleted: { params: 2, closes: 'onCommitInitiated', stateAt: 0 },
-  onSendInitiated: { params: 2 },
+  onSendInitiated: { params: 3 },
   onSendCompleted: { params: 2, closes: 'onSendInitiated', stateAt: 0 },
   onSendError: { params: 3, closes: 'onSendInitiated', stateAt: 0 },
   onAssignmentStart: { params: 1 },

@@ -179,6 +179,25 @@ describe('SensorSet', () => {
     ])
   })
 
+  it("hands every sensor the outgoing record's headers on onSendInitiated, each seeing what the ones before added", () => {
+    const seen: string[] = []
+    const tracer: Sensor = {
+      onSendInitiated: (_topic, _bytes, headers) => {
+        if (headers) headers.traceparent = Buffer.from('00-abc')
+      },
+    }
+    const reader: Sensor = {
+      onSendInitiated: (topic, bytes, headers) =>
+        void seen.push(`${topic} ${bytes} ${headers ? Object.keys(headers).join(',') : 'none'}`),
+    }
+    const set = new SensorSet({ sensors: [tracer, reader] })
+    const headers: Record<string, Buffer> = { own: Buffer.from('x') }
+    set.onSendInitiated('out', 3, headers)
+    set.onSendInitiated('out', 4)
+    expect(headers.traceparent?.toString()).toBe('00-abc')
+    expect(seen).toEqual(['out 3 own,traceparent', 'out 4 none'])
+  })
+
   it('calls a closing hook with undefined state on a sensor that has no opening hook', () => {
     const out = vi.fn()
     const set = new SensorSet({ sensors: [{ onStreamEventIn: () => 1 }, { onStreamEventOut: out }] })

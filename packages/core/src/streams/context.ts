@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { MephistoError } from '../base/errors.js'
+import type { StreamEventInfo } from '../sensors/sensor.js'
 import type { StreamEvent } from './event.js'
 
 /**
@@ -34,6 +35,19 @@ export const actorContext: AsyncLocalStorage<ActorContext> = new AsyncLocalStora
 /** The event the calling code is processing, if any. */
 export function currentEvent(): StreamEvent<unknown, unknown> | undefined {
   return actorContext.getStore()?.event
+}
+
+/**
+ * For sensors: the event the calling code is handling, as the sensors' `onStreamEventIn` was given
+ * it (the event as delivered, before any `map`), so a sensor finds the state it keeps for it; in a
+ * `take()` batch, the batch's last event. Undefined outside an agent, and for an event no stream
+ * has handed to the agent's code (the forwarding half of `groupBy`/`through`). Call it from a hook
+ * that runs in the sender's context, such as `onSendInitiated`, to tell an agent's send from others.
+ */
+export function currentStreamEventInfo(): StreamEventInfo | undefined {
+  const root = actorContext.getStore()?.event?.root
+  // `stream` is set when a stream hands the event to the agent's code (and the sensors see it).
+  return root?.stream === undefined ? undefined : (root as StreamEventInfo)
 }
 
 /**

@@ -176,8 +176,13 @@ export class Conductor {
   /** A stream handed an event to user code. */
   eventIn(agent: string, e: StreamEvent<any, any>): void {
     const root = e.root
+    const sensors = this.deps.sensors
+    // Handed in again: a retry. Its failed attempt is over, so the sensors' pair closes first
+    // (every onStreamEventIn gets its onStreamEventOut: active counts and spans stay balanced).
+    if (root.stream !== undefined && !root.acked)
+      sensors.onStreamEventOut(root as StreamEventInfo, root.sensorState as SensorStates)
     root.stream = agent
-    root.sensorState = this.deps.sensors.onStreamEventIn(root as StreamEventInfo)
+    root.sensorState = sensors.onStreamEventIn(root as StreamEventInfo)
   }
 
   /** A channel message, to every agent reading the channel; offsets count per channel. */

@@ -57,10 +57,12 @@ export class Outbox {
     return this.producer.pending()
   }
 
+  /** `forwarded`: groupBy/through/echo pass a record on with its event's headers; sensors add none. */
   async sendTo(
     target: Topic<any, any> | Channel<any, any>,
     message: Message<any, any>,
     wait: boolean,
+    forwarded = false,
   ): Promise<RecordMetadata | undefined> {
     const { status, sensors } = this.deps
     refuseIfAbandoned(`send to ${target.name}`)
@@ -101,7 +103,12 @@ export class Outbox {
       timestamp: message.timestamp ?? this.deps.clock.now(),
     } as ProducerRecord
     if (message.partition !== undefined) record.partition = message.partition
-    const state = sensors.onSendInitiated(target.name, value?.length ?? 0)
+    // The record's own headers (toHeaders copied them): sensors may add a trace context to them.
+    const state = sensors.onSendInitiated(
+      target.name,
+      value?.length ?? 0,
+      forwarded ? undefined : record.headers,
+    )
     const tx = this.deps.transactions
     if (tx) {
       const event = actorContext.getStore()?.event
@@ -142,7 +149,7 @@ export class Outbox {
     value: unknown,
     event: StreamEvent<any, any>,
   ): Promise<void> {
-    await this.sendTo(target, { key, value, headers: event.headers }, false)
+    await this.sendTo(target, { key, value, headers: event.headers }, false, true)
   }
 
   /** An agent generator yielded `value` while processing `ctx.event`: to its sinks, and to an `ask` waiting on it. */
