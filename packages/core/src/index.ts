@@ -83,7 +83,13 @@ export type { MemoryStoreOptions } from './stores/memoryStore.js'
 export { memoryStore } from './stores/memoryStore.js'
 export type { Store, StoreWrite, TableStore, TableStoreSpec } from './stores/store.js'
 export type { TransportOptions } from './transport/createTransport.js'
-export { createTransport, parseKafkaBrokers } from './transport/createTransport.js'
+export {
+  createTransport,
+  DEFAULT_KAFKA_CLIENT,
+  parseKafkaBrokers,
+  registeredTransports,
+  registerTransport,
+} from './transport/createTransport.js'
 export type { KafkaClientOptions, KafkaTransportOptions } from './transport/kafka/kafkaTransport.js'
 export { KafkaTransport } from './transport/kafka/kafkaTransport.js'
 export type { MemoryBrokerOptions } from './transport/memory/memoryBroker.js'

@@ -375,10 +375,14 @@ export class App implements WorkerHost, JoinHost {
     return this.runningWorker(`read the partitions of ${topic}`).transport.admin.partitionCount(topic)
   }
 
-  /** The transport `broker` names (or `transport` makes), with the app's id, logger and kafka options. */
+  /**
+   * The transport `broker` names, on the Kafka client `transport` (or `MEPHISTO_TRANSPORT`) names,
+   * or the one `transport` makes; with the app's id, logger and kafka options.
+   */
   createTransport(): Transport {
-    const factory = this.options.transport ?? createTransport
-    return factory(this.settings.broker, this.options)
+    const chosen = this.options.transport ?? process.env.MEPHISTO_TRANSPORT
+    if (typeof chosen === 'function') return chosen(this.settings.broker, this.options)
+    return createTransport(this.settings.broker, { ...this.options, client: chosen || undefined })
   }
 
   private runningWorker(what: string): Worker {

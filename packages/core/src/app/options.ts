@@ -22,10 +22,13 @@ export interface AppOptions {
   /** `memory://` (default), `memory://name`, `kafka://host:9092,...`, `host:9092,...` or an array of hosts. */
   broker?: string | string[]
   /**
-   * A transport of another package, made from `broker` and the app's id, logger and kafka options.
-   * Default: chosen by the `broker` URL (the memory broker or kafkajs).
+   * The Kafka client: `'kafkajs'`, the name of a transport package that registered itself (such
+   * as `'platformatic'` from `@mephisto/transport-platformatic`), or a factory of a transport
+   * made from `broker` and the app's id, logger and kafka options. Default: `MEPHISTO_TRANSPORT`
+   * when set, else kafkajs (or the client a `<name>://` broker URL names). `memory://` brokers
+   * ignore it.
    */
-  transport?: TransportFactory
+  transport?: TransportFactory | string
   /** Default table store: `memory://` (default) or a Store such as `rocksdbStore({ path })`. */
   store?: Store | string
   /** Default `'at_least_once'`. */
@@ -151,8 +154,14 @@ export function resolveAppOptions(options: AppOptions): AppSettings {
   if (options.autoOffsetReset && !['earliest', 'latest'].includes(options.autoOffsetReset)) {
     throw new ConfigurationError(`App ${id}: autoOffsetReset must be 'earliest' or 'latest'`)
   }
-  if (options.transport !== undefined && typeof options.transport !== 'function') {
-    throw new ConfigurationError(`App ${id}: transport must be a function (broker, options) => Transport`)
+  if (
+    options.transport !== undefined &&
+    typeof options.transport !== 'function' &&
+    typeof options.transport !== 'string'
+  ) {
+    throw new ConfigurationError(
+      `App ${id}: transport must be a client name ('kafkajs', 'platformatic', ...) or a function (broker, options) => Transport`,
+    )
   }
   return {
     broker: options.broker ?? DEFAULTS.broker,

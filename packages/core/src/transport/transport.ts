@@ -2,9 +2,10 @@ import type { TopicPartition } from '../base/topicPartition.js'
 
 export type { TopicPartition }
 /**
- * The contract between the stream runtime and a broker. Two implementations: the in-process
- * `memory://` broker and `kafka://` (kafkajs). The runtime relies only on what is written here;
- * one conformance suite runs against both.
+ * The contract between the stream runtime and a broker. Implemented here by the in-process
+ * `memory://` broker and `kafka://` (kafkajs), and by transport packages on other Kafka clients
+ * (`@mephisto/transport-platformatic`). The runtime relies only on what is written here; one
+ * conformance suite (test/transportConformance.ts) runs against each.
  */
 
 export type Headers = Record<string, Buffer>
@@ -132,6 +133,18 @@ export interface TransportConsumer {
    * partition it does not own). Optional.
    */
   standbys?(): number[] | undefined
+  /**
+   * Exactly-once with one transactional producer per worker (KIP-447). Registers a transactional
+   * producer under `transactionalId` (fencing an older one with that id, as
+   * `Transport.transactionalProducer` does) whose `commit` sends the input offsets with this
+   * consumer's group membership at that moment (generation and member id): a member that lost its
+   * partitions in a rebalance is then fenced by the group, whatever its transactional id, and its
+   * commit rejects with a `TransactionError` of code `FENCED`. A transport that has this must also
+   * honour `committed(…, { stable: true })` by waiting for offsets of transactions still open
+   * (OffsetFetch with `require_stable`). When present, the runtime uses one such producer per
+   * worker instead of one `Transport.transactionalProducer` per partition number. Optional.
+   */
+  transactionalProducer?(transactionalId: string): Promise<TransactionalProducer>
   /**
    * Leaves the group: revokes every partition (calling `onRevoke`) and stops fetching.
    * Idempotent.
