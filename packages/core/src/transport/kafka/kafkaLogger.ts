@@ -1,5 +1,6 @@
 /**
- * kafkajs' log lines into a Mephisto logger, routine ones turned down to debug. It does not
+ * kafkajs' log lines into a Mephisto logger: at debug unless the user asked for kafkajs' own
+ * levels, with one readable line of ours for each failed attempt to reach a broker. It does not
  * configure kafkajs' log level (kafkaTransport.ts does).
  */
 import type { logCreator } from 'kafkajs'
@@ -10,7 +11,7 @@ const { logLevel } = kafkajs
 
 /**
  * Lines kafkajs logs at WARN or ERROR that are routine for us: a rebalance we handle, a consumer
- * we stop on purpose. Logged at info so a healthy worker's output stays quiet.
+ * we stop on purpose. Logged at debug even when kafkajs' own levels are asked for.
  */
 const ROUTINE = [
   'The group is rebalancing, re-joining',
@@ -22,15 +23,42 @@ const ROUTINE = [
   'Limiting retries for the idempotent producer may invalidate EoS guarantees',
 ]
 
+/** What kafkajs' BrokerPool logs each time an attempt to reach a bootstrap broker fails. */
+const SEED_FAILED = 'Failed to connect to seed broker, trying another broker from the list: '
+
 /**
- * A kafkajs `logCreator` that writes to a Mephisto {@link Logger}: one line per kafkajs entry,
- * prefixed with its namespace, with kafkajs' extra fields as structured fields.
+ * A kafkajs `logCreator` that writes to a Mephisto {@link Logger}.
+ *
+ * By default every kafkajs entry goes to `logger.debug` (prefixed with its namespace, kafkajs'
+ * extra fields as structured fields): kafkajs logs each failed attempt to reach a broker twice, as
+ * JSON with a stack, and Mephisto reports what those failures mean itself (a start that fails, a
+ * consumer that restarts). What it adds instead is one warning per failed attempt to reach a
+ * bootstrap broker: `cannot reach Kafka broker h:9092 (attempt 2): Connection error: ...`.
+ *
+ * kafkajs' own levels are kept when they were asked for: a client `logLevel` other than
+ * Mephisto's default `WARN` (`kafka: { client: { logLevel } }`), or `KAFKAJS_LOG_LEVEL` in the
+ * environment (kafkajs' own switch). Routine lines ({@link ROUTINE}) and the error responses
+ * kafkajs logs before the operation that sent the request handles them stay at debug then too.
  */
-export function kafkaLogCreator(logger: Logger): logCreator {
-  return () =>
-    ({ namespace, level, log }) => {
+export function kafkaLogCreator(logger: Logger, env: NodeJS.ProcessEnv = process.env): logCreator {
+  return (clientLevel) => {
+    const envLevel = (env.KAFKAJS_LOG_LEVEL ?? '').toUpperCase()
+    const asked = clientLevel !== logLevel.WARN || envLevel in logLevel
+    // The broker of the last connection error: kafkajs names it there, not in BrokerPool's line.
+    let broker: string | undefined
+    return ({ namespace, level, log }) => {
       const { message, timestamp: _timestamp, logger: _name, ...fields } = log
       const text = `kafkajs ${namespace ? `[${namespace}] ` : ''}${message}`
+      if (!asked) {
+        if (namespace === 'Connection' && typeof fields.broker === 'string') broker = fields.broker
+        if (namespace === 'BrokerPool' && message.startsWith(SEED_FAILED)) {
+          const attempt = typeof fields.retryCount === 'number' ? ` (attempt ${fields.retryCount + 1})` : ''
+          const where = broker === undefined ? 'a Kafka broker' : `Kafka broker ${broker}`
+          logger.warn(`cannot reach ${where}${attempt}: ${message.slice(SEED_FAILED.length)}`)
+        }
+        logger.debug(text, fields)
+        return
+      }
       // kafkajs logs every error response at ERROR before throwing it to the operation that
       // sent the request, which handles it (a rebalancing heartbeat) or reports it.
       const protocolError = namespace === 'Connection' && message.startsWith('Response ')
@@ -53,4 +81,5 @@ export function kafkaLogCreator(logger: Logger): logCreator {
           logger.debug(text, fields)
       }
     }
+  }
 }
