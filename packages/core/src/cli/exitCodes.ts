@@ -29,4 +29,11 @@ export class UsageError extends Error {
  */
 export class CliFailure extends Error {
   override readonly name = 'CliFailure'
+  constructor(
+    message: string,
+    /** What only `-l debug` shows (the stack of what failed); others get a pointer to it. */
+    readonly detail?: string,
+  ) {
+    super(message)
+  }
 }

@@ -1,8 +1,9 @@
 import { existsSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { App } from '../app/app.js'
 import { CliFailure, UsageError } from './exitCodes.js'
+import { stackOf } from './failure.js'
 
 /** The App a module exports, and where it came from. */
 export interface LoadedApp {
@@ -35,14 +36,47 @@ export async function loadApp(spec: string, cwd = process.cwd()): Promise<Loaded
   try {
     mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>
   } catch (err) {
-    const e = err as Error & { code?: string }
-    const hint =
-      e.code === 'ERR_UNKNOWN_FILE_EXTENSION' && TS.test(path)
-        ? ' (TypeScript needs tsx: npm install --save-dev tsx)'
-        : ''
-    throw new CliFailure(`the app module ${path} failed to load: ${e?.stack ?? e}${hint}`)
+    throw new CliFailure(loadFailure(err, path), stackOf(err))
   }
   return { ...findApp(mod, path, exportName), path }
+}
+
+/**
+ * Why the module did not load, and what to do, in one line: TypeScript without tsx, an import
+ * that is not there, or what the module threw and where. The stack is left for `-l debug`.
+ */
+function loadFailure(err: unknown, path: string): string {
+  const e = err as (Error & { code?: string }) | undefined
+  const message = e instanceof Error ? e.message : String(err)
+  if (e?.code === 'ERR_UNKNOWN_FILE_EXTENSION' && TS.test(path))
+    return `the app module ${path} is TypeScript, and loading it needs tsx: npm install --save-dev tsx (or build it to .js)`
+  if (e?.code === 'ERR_MODULE_NOT_FOUND') {
+    const pkg = /Cannot find package '([^']+)'/.exec(message)?.[1]
+    const fix = pkg ? `install ${pkg} (npm install ${pkg}) or fix the import` : 'fix the import path'
+    return `the app module ${path} imports something that is not there: ${message}; ${fix}`
+  }
+  const where = e instanceof Error ? throwSite(e) : undefined
+  const what = e instanceof Error ? `${e.name}: ${message}` : message
+  return `the app module ${path} failed to load: ${what}${where ? ` (at ${where})` : ''}`
+}
+
+/** Mephisto's own code: from source, core's src/; built, its dist/ (one bundle). */
+const CORE_CODE = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '..' : '.', import.meta.url))
+
+/**
+ * The first place in `err`'s stack in the user's code (not Node's, not a dependency's, not
+ * Mephisto's): where the module threw, or the line of it that called what threw.
+ */
+function throwSite(err: Error): string | undefined {
+  for (const line of (err.stack ?? '').split('\n').slice(1)) {
+    const raw = /^\s+at (?:.*? \()?(.+?:\d+:\d+)\)?$/.exec(line)?.[1]
+    if (!raw || raw.startsWith('node:')) continue
+    const site = raw.startsWith('file://')
+      ? fileURLToPath(raw.replace(/:\d+:\d+$/, '')) + raw.slice(raw.search(/:\d+:\d+$/))
+      : raw
+    if (!site.startsWith(CORE_CODE) && !site.includes('/node_modules/')) return site
+  }
+  return undefined
 }
 
 /** `./app.ts:myApp` -> file and export. A Windows drive letter (`C:\...`) is not an export. */

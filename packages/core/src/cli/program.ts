@@ -4,6 +4,7 @@ import type { CommandContext } from './context.js'
 import { prepare } from './context.js'
 import { dlqCommand } from './dlqCommand.js'
 import { CliFailure, EXIT, UsageError } from './exitCodes.js'
+import { failureLine, stackOf } from './failure.js'
 import { COMMAND_HELP, MAIN_HELP } from './help.js'
 import { agentsCommand, tablesCommand, topicsCommand } from './listCommands.js'
 import type { Output } from './output.js'
@@ -79,15 +80,15 @@ export async function runCli(argv: readonly string[], output: Output = processOu
       output.err(`Run 'mephisto ${command ? `${command} ` : ''}--help' for usage.`)
       return EXIT.usage
     }
+    // One line that says what failed and what to do; the stack only at -l debug.
+    const debug = parsed?.logLevel === 'debug'
     if (err instanceof CliFailure) {
       output.err(`mephisto: ${err.message}`)
+      if (err.detail) output.err(debug ? err.detail : '  (-l debug shows the stack)')
       return EXIT.failure
     }
-    const e = err as Error & { code?: string }
-    const code = typeof e?.code === 'string' ? ` [${e.code}]` : ''
-    output.err(`mephisto: ${e?.name ?? 'Error'}${code}: ${e?.message ?? String(err)}`)
-    if (e?.cause) output.err(`  caused by: ${(e.cause as Error)?.message ?? String(e.cause)}`)
-    if (parsed?.logLevel === 'debug' && e?.stack) output.err(e.stack)
+    output.err(`mephisto: ${failureLine(err)}`)
+    if (debug) output.err(stackOf(err))
     return EXIT.failure
   } finally {
     ctx?.logger.flush()

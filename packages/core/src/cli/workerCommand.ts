@@ -7,6 +7,7 @@ import { intOption, stringOption } from './args.js'
 import type { CommandContext } from './context.js'
 import { brokerName, describeAgents, describeTables, describeTopics, storeName } from './describe.js'
 import { EXIT, UsageError } from './exitCodes.js'
+import { failureLine } from './failure.js'
 import { agentsTable, tablesTable, topicsTable } from './listCommands.js'
 import { onSupervisorGone, poolMember, reportReady, scopeStores, storeScope } from './poolMember.js'
 import type { PoolPlan } from './poolPlan.js'
@@ -154,7 +155,9 @@ export async function workerCommand(
   const started$ = app.start().then(
     () => true,
     (err: unknown) => {
-      logger.error(`worker failed to start: ${(err as Error)?.message ?? err}`, { err })
+      // One line that says why; the stack (and the cause chain that repeats it) only at debug.
+      logger.error(`worker failed to start: ${failureLine(err)}`)
+      logger.debug('worker failed to start', { err })
       return false
     },
   )
