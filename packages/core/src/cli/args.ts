@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
 import type { LogLevel } from '../base/logger.js'
 import { UsageError } from './exitCodes.js'
+import { didYouMean } from './suggest.js'
 
 /** The commands, in the order `mephisto --help` lists them. */
 export const COMMANDS = ['worker', 'send', 'agents', 'tables', 'topics', 'reset', 'dlq'] as const
@@ -84,7 +85,8 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
   } catch (err) {
     // node's messages are good ("Unknown option '--x'"); drop its advice about '--' for negatives.
     const message = ((err as Error).message ?? String(err)).replace(/\. To specify a positional.*$/s, '')
-    throw new UsageError(message, commandIn(argv))
+    const command = commandIn(argv)
+    throw new UsageError(`${message}${suggestOption(message, command)}`, command)
   }
   const [first, ...rest] = parsed.positionals
   let command: CommandName | undefined
@@ -92,13 +94,10 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
     if (first === 'help') {
       // `mephisto help send` is `mephisto send --help`.
       const target = rest[0]
-      if (target !== undefined && !isCommand(target))
-        throw new UsageError(`unknown command ${JSON.stringify(target)}`)
+      if (target !== undefined && !isCommand(target)) throw new UsageError(unknownCommand(target))
       return { ...emptyArgs(), command: target as CommandName | undefined, help: true }
     }
-    if (!isCommand(first)) {
-      throw new UsageError(`unknown command ${JSON.stringify(first)}; commands: ${COMMANDS.join(', ')}`)
-    }
+    if (!isCommand(first)) throw new UsageError(unknownCommand(first))
     command = first
   }
   const values = parsed.values as Record<string, string | boolean | undefined>
@@ -106,8 +105,10 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
   for (const [name, value] of Object.entries(values)) {
     if (name in GLOBAL || value === undefined) continue
     if (!command || !(name in PER_COMMAND[command])) {
+      const owners = COMMANDS.filter((c) => name in PER_COMMAND[c])
       throw new UsageError(
-        `option --${name} does not apply to ${command ? `'${command}'` : 'mephisto without a command'}`,
+        `option --${name} does not apply to ${command ? `'${command}'` : 'mephisto without a command'}` +
+          ` (it is an option of ${owners.join(', ')})`,
         command,
       )
     }
@@ -162,6 +163,26 @@ function emptyArgs(): ParsedArgs {
 
 function isCommand(name: string): name is CommandName {
   return (COMMANDS as readonly string[]).includes(name)
+}
+
+/** An unknown command: the nearest known one when there is one, else the list. */
+function unknownCommand(name: string): string {
+  const hint = didYouMean(name, COMMANDS)
+  return hint
+    ? `unknown command ${JSON.stringify(name)}${hint}`
+    : `unknown command ${JSON.stringify(name)}; commands: ${COMMANDS.join(', ')}`
+}
+
+/**
+ * The nearest option to the one node's parser did not know (`Unknown option '--reapet'`): among
+ * the command's and the global options when the command is known, else among all.
+ */
+function suggestOption(message: string, command: CommandName | undefined): string {
+  const typed = /^Unknown option '--([^'=]+)'/.exec(message)?.[1]
+  if (typed === undefined) return ''
+  const scopes = command ? [GLOBAL, PER_COMMAND[command]] : [GLOBAL, ...Object.values(PER_COMMAND)]
+  const known = scopes.flatMap((scope) => Object.keys(scope))
+  return didYouMean(typed, known, (name) => `--${name}`)
 }
 
 /** The command named in a command line that failed to parse, for pointing at its help. */
