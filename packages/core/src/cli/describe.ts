@@ -1,6 +1,7 @@
 import type { App } from '../app/app.js'
 import type { Store } from '../stores/store.js'
 import type { Table } from '../tables/table.js'
+import { parseKafkaBrokers } from '../transport/createTransport.js'
 import type { TopicSpec } from '../transport/transport.js'
 import { leaderTopicOf, repliesTopicOf, routesTopicOf } from '../worker/topicPlan.js'
 
@@ -133,10 +134,22 @@ export function storeName(store: Store | string): string {
   return typeof store === 'string' ? store : `${store.kind}://`
 }
 
-/** The broker as the app will connect to it (what the banner shows). */
+/**
+ * The broker as the app will connect to it, named as its transport names it (`memory://default`,
+ * `kafka://h1:9092,h2:9092`): the banner says what the worker's log lines and `reset` say.
+ */
 export function brokerName(app: App): string {
   const b = app.settings.broker
-  return Array.isArray(b) ? b.join(',') : b
+  const given = Array.isArray(b) ? b.join(',') : b
+  // A transport of another package names its broker itself, once made.
+  if (app.options.transport !== undefined) return given
+  if (typeof b === 'string' && b.startsWith('memory://'))
+    return `memory://${b.slice('memory://'.length) || 'default'}`
+  try {
+    return `kafka://${parseKafkaBrokers(b).join(',')}`
+  } catch {
+    return given // not host:port: the worker's start says so
+  }
 }
 
 /** The spec a worker creates a declared topic with (partitions, replicas, configs). */

@@ -122,7 +122,8 @@ no worker of the app running on this machine.
 With --topics it also deletes the app's internal topics on the broker: table changelogs,
 topics declared { internal: true }, repartition topics and the leader topic. Dead-letter topics
 and the consumer group's committed offsets are kept. Deleting needs --yes; without it the
-topics are listed and nothing is deleted (exit 2).
+topics are listed and nothing is deleted (exit 2). On memory:// it refuses (exit 2): the
+topics of a memory broker live in the process that runs the app; pass --broker for Kafka.
 
 Options:
       --topics              also delete the app's internal topics on the broker

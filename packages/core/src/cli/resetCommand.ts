@@ -25,14 +25,30 @@ export async function resetCommand(ctx: CommandContext, workers = 1): Promise<nu
   try {
     if (argv.options.topics) {
       transport = await openTransport(ctx)
-      toDelete = internalTopics(app, await transport.admin.listTopics())
-      if (!argv.options.yes) {
-        output.out(
-          toDelete.length === 0
-            ? `app ${app.id} has no internal topics on ${transport.url}`
-            : `would delete ${toDelete.length} topic(s) of app ${app.id} on ${transport.url}:\n${toDelete.map((t) => `  ${t}`).join('\n')}`,
+      const existing = await transport.admin.listTopics()
+      if (onMemoryBroker(app) && existing.length === 0) {
+        // A memory broker's topics live in the process that runs the app; this process has a
+        // broker of its own, empty. Most likely the Kafka address was not given: say so, do nothing.
+        throw new UsageError(
+          `--topics deletes the app's topics on its broker, but app ${app.id} runs on ${transport.url}, ` +
+            'whose topics exist only inside the process that runs it: there are none here to delete. ' +
+            'Pass --broker <host:port> to delete them on Kafka. Nothing was deleted or reset',
+          'reset',
         )
-        output.err('nothing was deleted or reset: add --yes to delete these topics and reset the local state')
+      }
+      toDelete = internalTopics(app, existing)
+      if (!argv.options.yes) {
+        if (toDelete.length === 0) {
+          output.out(`app ${app.id} has no internal topics on ${transport.url}: none to delete`)
+          output.err('nothing was reset: add --yes to reset the local state')
+        } else {
+          output.out(
+            `would delete ${toDelete.length} topic(s) of app ${app.id} on ${transport.url}:\n${toDelete.map((t) => `  ${t}`).join('\n')}`,
+          )
+          output.err(
+            'nothing was deleted or reset: add --yes to delete these topics and reset the local state',
+          )
+        }
         return EXIT.usage
       }
     }
