@@ -1,6 +1,6 @@
 import { TestApp } from '@mephisto/testkit'
 import { describe, expect, it } from 'vitest'
-import { App, MemoryTransport } from '../src/index.js'
+import { App, MemoryBroker, MemoryTransport } from '../src/index.js'
 import type { Hit } from './helpers.js'
 import { hitCounter, seededRandom } from './helpers.js'
 
@@ -39,8 +39,19 @@ function expectOutputsOnce(t: TestApp, expected: Map<string, number>): void {
  * at any point loses only what no transaction holds yet, and the restart redoes exactly that.
  */
 describe('exactly_once', () => {
-  for (const seed of [3, 11, 2024]) {
-    it(`counts every hit once across a crash at a random point (seed ${seed})`, async () => {
+  // One transactional producer per partition number (kafkajs' model), and one per worker whose
+  // commits the group fences (KIP-447: the memory broker's groupTransactions, platformatic's).
+  const runs = [
+    { seed: 3, groupTransactions: false },
+    { seed: 11, groupTransactions: false },
+    { seed: 2024, groupTransactions: false },
+    { seed: 3, groupTransactions: true },
+    { seed: 11, groupTransactions: true },
+    { seed: 2024, groupTransactions: true },
+  ]
+  for (const { seed, groupTransactions } of runs) {
+    const model = groupTransactions ? 'one producer per worker' : 'one producer per partition'
+    it(`counts every hit once across a crash at a random point (seed ${seed}, ${model})`, async () => {
       const random = seededRandom(seed)
       const h = hitCounter({
         processingGuarantee: 'exactly_once',
@@ -56,7 +67,7 @@ describe('exactly_once', () => {
             crashing = t.crash()
         },
       })
-      t = await TestApp.start(h.app)
+      t = await TestApp.start(h.app, { broker: new MemoryBroker({ groupTransactions }) })
       const expected = new Map<string, number>()
       await produce(t, random, 0, EVENTS, expected)
       await t.settle()
@@ -65,6 +76,9 @@ describe('exactly_once', () => {
       await t.restart()
       await t.settle()
       for (const [userId, n] of expected) expect(await h.counts.get(userId), userId).toBe(n)
+      expect(h.app.worker?.transactionProducers()).toEqual(
+        groupTransactions ? { model: 'worker', producers: 1 } : { model: 'partition', producers: 4 },
+      )
       await t.stop()
       expectOutputsOnce(t, expected)
       expect(t.committed(h.hits)).toEqual(t.broker.endOffsets('hit_count'))

@@ -135,8 +135,10 @@ export interface TransportConsumer {
   standbys?(): number[] | undefined
   /**
    * Exactly-once with one transactional producer per worker (KIP-447). Registers a transactional
-   * producer under `transactionalId` (fencing an older one with that id, as
-   * `Transport.transactionalProducer` does) whose `commit` sends the input offsets with this
+   * producer under `transactionalId` completed with this member's stable instance id (its static
+   * membership id; something unique when it has none), fencing an older one with that id as
+   * `Transport.transactionalProducer` does, so a worker restarted after a crash aborts its own
+   * open transaction at once instead of waiting out the transaction timeout. Its `commit` sends the input offsets with this
    * consumer's group membership at that moment (generation and member id): a member that lost its
    * partitions in a rebalance is then fenced by the group, whatever its transactional id, and its
    * commit rejects with a `TransactionError` of code `FENCED`. A transport that has this must also

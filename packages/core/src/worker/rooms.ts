@@ -75,6 +75,7 @@ export function buildRooms(ctx: RoomsContext): Rooms {
           logger,
           sensors,
           transport,
+          consumer,
           status,
           partitions,
           tables,

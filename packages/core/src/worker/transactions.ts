@@ -1,10 +1,11 @@
 /**
- * Exactly-once: one transactional producer per assigned partition number (`<app>-tx-<p>`, the
- * fencing model kafkajs supports), the outputs of events buffered per transaction, and the commit
- * that writes outputs, changelogs and input offsets in one transaction each. At-least-once
- * commits are the committer's; this room is idle under at-least-once.
+ * Exactly-once: the outputs of events buffered per transaction unit (a partition number), and the
+ * commit that writes outputs, changelogs and input offsets transactionally, waiting for whole
+ * events. Which producers write it (one per partition number, or one per worker) is
+ * transactionProducers.ts'. At-least-once commits are the committer's; this room is idle under
+ * at-least-once.
  */
-import { isFenced, TransactionError } from '../base/errors.js'
+import { isFenced } from '../base/errors.js'
 import type { Logger } from '../base/logger.js'
 import type { TopicPartition } from '../base/topicPartition.js'
 import type { SensorSet } from '../sensors/sensorSet.js'
@@ -14,16 +15,12 @@ import type { Delivery } from '../streams/offsetTracker.js'
 import type { Pull } from '../streams/stream.js'
 import type { Table } from '../tables/table.js'
 import type { TableState } from '../tables/tableState.js'
-import type {
-  CommitOffset,
-  OutgoingRecord,
-  RecordMetadata,
-  TransactionalProducer,
-  Transport,
-} from '../transport/transport.js'
+import type { OutgoingRecord, RecordMetadata, Transport, TransportConsumer } from '../transport/transport.js'
 import type { WorkerSettings } from './host.js'
 import type { AssignedPartitions } from './partitions.js'
 import type { WorkerStatus } from './state.js'
+import type { TransactionBatch, TransactionProducers } from './transactionProducers.js'
+import { transactionProducers } from './transactionProducers.js'
 
 /**
  * An output waiting for its transaction, with the delivery of the event that made it: it goes
@@ -36,18 +33,14 @@ interface Buffered {
   source: Delivery | undefined
 }
 
-/** What one transaction commits. */
-interface TransactionBatch {
-  records: OutgoingRecord[]
-  offsets: CommitOffset[]
-}
-
 export interface TransactionsDeps {
   readonly appId: string
   readonly settings: WorkerSettings
   readonly logger: Logger
   readonly sensors: SensorSet
   readonly transport: Transport
+  /** The worker's consumer, once made: its `transactionalProducer` makes one producer per worker. */
+  consumer(): TransportConsumer | undefined
   readonly status: WorkerStatus
   readonly partitions: AssignedPartitions
   readonly tables: ReadonlyMap<Table<any, any>, TableState<any, any>>
@@ -67,11 +60,6 @@ export interface TransactionsDeps {
   restart(err: unknown): Promise<void>
 }
 
-/** The transactional id of partition number `p` of app `appId`. */
-export function transactionalIdOf(appId: string, p: number): string {
-  return `${appId}-tx-${p}`
-}
-
 export class Transactions {
   /**
    * The transaction unit is a partition number. The co-partitioning assignment gives partition p
@@ -79,7 +67,7 @@ export class Transactions {
    * those partitions only, so one transaction per p covers a table shard, the offsets of every
    * topic feeding it and the outputs of their events.
    */
-  private readonly producers = new Map<number, TransactionalProducer>()
+  private producersMade: TransactionProducers | undefined
   /** Outputs of events, by partition number, waiting for the next transaction. */
   private outputs = new Map<number, Buffered[]>()
   private buffered = 0
@@ -107,44 +95,45 @@ export class Transactions {
 
   constructor(private readonly deps: TransactionsDeps) {}
 
+  /** The producers, chosen by the consumer the first time they are needed. */
+  private get producers(): TransactionProducers {
+    this.producersMade ??= transactionProducers(this.deps.appId, this.deps.transport, this.deps.consumer())
+    return this.producersMade
+  }
+
   /**
-   * Registers a transactional producer for each newly assigned partition number. Registering
-   * fences the previous owner: its open transaction is aborted before this resolves, so the
-   * changelogs and committed offsets read next are final.
+   * Makes the newly assigned partition numbers ready to commit, fencing their previous owner
+   * (transactionProducers.ts): their open transactions are aborted before this resolves (or, per
+   * worker, the group fences them and stable offset reads wait for them), so the changelogs and
+   * committed offsets read next are final.
    */
   async fence(tps: TopicPartition[]): Promise<void> {
     const numbers = new Set(tps.filter((tp) => tp.topic !== this.deps.leaderTopic).map((tp) => tp.partition))
-    await Promise.all(
-      [...numbers]
-        .filter((p) => !this.producers.has(p))
-        .map(async (p) => {
-          this.producers.set(
-            p,
-            await this.deps.transport.transactionalProducer(transactionalIdOf(this.deps.appId, p)),
-          )
-        }),
-    )
+    await this.producers.fence([...numbers])
   }
 
-  /** The partition number no longer belongs here: its producer closes, its buffered outputs go. */
+  /** How many transactional producers this worker holds, and by which model. */
+  producerCount(): { model: 'partition' | 'worker'; producers: number } {
+    return { model: this.producers.model, producers: this.producers.count() }
+  }
+
+  /** The partition number no longer belongs here: its buffered outputs go (and its producer, per partition). */
   async release(p: number): Promise<void> {
-    const producer = this.producers.get(p)
-    this.producers.delete(p)
     this.outputs.delete(p)
     // A pause outlives the assignment in some clients: the partition's next owner must fetch.
     const held = this.held.get(p)
     if (held && this.held.delete(p)) this.deps.resume(held)
-    await producer?.close()
+    await this.producers.release(p)
   }
 
   /** Closes every producer (stop); an open transaction is aborted by the broker. */
   async closeAll(): Promise<void> {
-    for (const p of this.producers.values()) await p.close()
+    await this.producersMade?.closeAll()
   }
 
   /** Closes every producer at once, failures ignored (abort). */
   abortAll(): Promise<unknown>[] {
-    return [...this.producers.values()].map((p) => p.close())
+    return this.producersMade?.abortAll() ?? []
   }
 
   /** The transaction an event's effects belong to (its partition number), if it has one. */
@@ -298,24 +287,16 @@ export class Transactions {
     const state = deps.sensors.onCommitInitiated()
     // Sends outside any event (timers, pages, startup) are not part of a transaction.
     const flushed = await deps.flushPlain(plain)
-    const entries = [...batches]
-    const results = await Promise.allSettled(
-      entries.map(([p, batch]) => {
-        const producer = this.producers.get(p)
-        if (!producer)
-          throw new TransactionError('TRANSACTION', `no transactional producer for partition ${p}`)
-        return producer.commit(batch.records, batch.offsets, deps.appId)
-      }),
-    )
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-    if (failed) {
+    let written: RecordMetadata[]
+    try {
+      written = await this.producers.commit(batches, deps.appId)
+    } catch (err) {
       for (const ts of deps.tables.values()) ts.abortCommit()
-      void this.failed(failed.reason)
-      throw failed.reason
+      void this.failed(err)
+      throw err
     }
-    const written = results.flatMap((r) => (r as PromiseFulfilledResult<RecordMetadata[]>).value)
     for (const ts of deps.tables.values()) await ts.completeCommit([...flushed, ...written])
-    const offsets = entries.flatMap(([, batch]) => batch.offsets)
+    const offsets = [...batches.values()].flatMap((batch) => batch.offsets)
     for (const o of offsets) {
       deps.partitions.committed(o.topic, o.partition, o.offset)
       deps.sensors.onOffsets(o, { committed: o.offset })

@@ -30,7 +30,7 @@ import type { WorkerHost, WorkerServices } from './host.js'
 import type { Rooms } from './rooms.js'
 import { buildRooms } from './rooms.js'
 import type { WorkerState, WorkerStatus } from './state.js'
-import { transactionalIdOf } from './transactions.js'
+import { transactionalIdOf } from './transactionProducers.js'
 import { workerProbe } from './workerProbe.js'
 
 export type { WorkerState } from './state.js'
@@ -383,6 +383,11 @@ export class Worker implements AgentRuntimeHost, WebHost, WorkerStatus {
   /** The runtime of an agent (the testkit's agent-level context). */
   agentRuntime(agent: Agent<any, any, any>): AgentRuntime | undefined {
     return this.agents.get(agent)
+  }
+
+  /** Exactly-once: how many transactional producers this worker holds, and by which model. */
+  transactionProducers(): { model: 'partition' | 'worker'; producers: number } | undefined {
+    return this.rooms.transactions?.producerCount()
   }
 
   /** The transactional id of partition number `p` (exactly-once). */

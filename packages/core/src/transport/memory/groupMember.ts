@@ -4,7 +4,7 @@
  * group's rebalance (consumerGroup.ts) does, and calls back in here.
  */
 import { deferred } from '../../base/deferred.js'
-import { BrokerError, MephistoError } from '../../base/errors.js'
+import { BrokerError, MephistoError, TransactionError } from '../../base/errors.js'
 import { handlerFailure } from '../handlerFailure.js'
 import type { CommitOffset, ConsumerHandlers, TopicPartition } from '../transport.js'
 import type { Fetcher, FetchingMember } from './fetcher.js'
@@ -46,6 +46,12 @@ export interface GroupMember {
    * progress of a partition's new owner.
    */
   commit(offsets: readonly CommitOffset[]): void
+  /**
+   * For a transaction that commits `offsets` with this member's group membership (KIP-447): throws
+   * a `FENCED` TransactionError when the member left or crashed, or does not own one of them (the
+   * group moved on without it), as a Kafka group coordinator refuses a stale generation.
+   */
+  checkMembership(offsets: readonly CommitOffset[]): void
   /**
    * Leaves the group: revokes every partition (awaiting `onRevoke`), then lets the others take
    * them. Rejects with `failure` when a handler failure had already made the member leave.
@@ -178,6 +184,21 @@ export class Member implements GroupMember, FetchingMember {
       }
     }
     for (const { topic, partition, offset } of offsets) this.group.setCommitted(topic, partition, offset)
+  }
+
+  checkMembership(offsets: readonly CommitOffset[]): void {
+    const gone = this.state === 'left' || this.state === 'crashed'
+    const lost = offsets.find((o) => !this.fetcherOf(o))
+    if (gone || lost) {
+      throw new TransactionError(
+        'FENCED',
+        `Transaction refused: consumer ${this.id} ` +
+          (gone
+            ? `is no longer a member of group "${this.groupId}"`
+            : `no longer owns ${lost!.topic}[${lost!.partition}] in group "${this.groupId}"`) +
+          '; the group fenced it.',
+      )
+    }
   }
 
   async leave(): Promise<void> {

@@ -22,6 +22,12 @@ export interface MemoryBrokerOptions {
    * tombstones for `delete.retention.ms`. Default: `Date.now`.
    */
   now?: () => number
+  /**
+   * Consumers offer one transactional producer per member whose commits the group fences
+   * (KIP-447, `TransportConsumer.transactionalProducer`), as `@mephisto/transport-platformatic`
+   * does on Kafka. Default false: one producer per partition number, as with kafkajs.
+   */
+  groupTransactions?: boolean
 }
 
 let privateBrokers = 0
@@ -37,6 +43,7 @@ let privateBrokers = 0
 export class MemoryBroker {
   readonly name: string
   readonly now: () => number
+  readonly groupTransactions: boolean
   private readonly topics = new Map<string, Topic>()
   private readonly groups = new Map<string, Group>()
   private readonly transactions = new TransactionCoordinator()
@@ -45,6 +52,7 @@ export class MemoryBroker {
   constructor(options: MemoryBrokerOptions = {}) {
     this.name = options.name ?? `private-${++privateBrokers}`
     this.now = options.now ?? Date.now
+    this.groupTransactions = options.groupTransactions ?? false
   }
 
   // ---- topics -------------------------------------------------------------------------------
@@ -187,7 +195,8 @@ export class MemoryBroker {
   /**
    * Commits a transaction: appends `records` (each with its partition) and stores `offsets` for
    * `groupId`, or does nothing at all. Throws `TransactionError` with code `FENCED` when a newer
-   * producer holds the id, and a `BrokerError` for a record that cannot be written.
+   * producer holds the id, or when `member` (a transaction sent with its group membership) no
+   * longer owns the offsets' partitions; a `BrokerError` for a record that cannot be written.
    */
   commitTransaction(
     transactionalId: string,
@@ -195,8 +204,10 @@ export class MemoryBroker {
     records: readonly (AppendRecord & { topic: string; partition: number })[],
     groupId: string,
     offsets: readonly CommitOffset[],
+    member?: GroupMember,
   ): { topic: string; partition: number; offset: number }[] {
     this.transactions.checkEpoch(transactionalId, epoch)
+    member?.checkMembership(offsets)
     // Checked before anything is written: a transaction is all or nothing.
     for (const r of records) {
       const topic = this.requireTopic(r.topic)

@@ -408,3 +408,43 @@ describe('MemoryTransport', () => {
     expect(consumer.assignment()).toEqual([])
   })
 })
+
+describe('MemoryTransport with groupTransactions (one transactional producer per member)', () => {
+  it('a member that lost a partition to a rebalance, or crashed, is fenced by the group; the new owner commits', async () => {
+    const broker = new MemoryBroker({ groupTransactions: true })
+    const transport = new MemoryTransport(broker, { now: () => 42 })
+    await transport.admin.ensureTopics([{ name: 't', partitions: 2 }])
+    const plain = transport.consumer({ groupId: 'solo' })
+    const a = transport.consumer({ groupId: 'g' })
+    await a.start(['t'], collector().handlers)
+    const pa = await a.transactionalProducer!('app-tx-worker')
+    const out = { topic: 't', partition: 0, key: null, value: buf('x') }
+    await pa.commit([out], [{ topic: 't', partition: 1, offset: 1 }], 'g')
+    const b = transport.consumer({ groupId: 'g' })
+    await b.start(['t'], collector().handlers)
+    await settle(broker)
+    const lost = a.assignment().length === 1 ? (a.assignment()[0]!.partition === 0 ? 1 : 0) : -1
+    expect(lost).toBeGreaterThanOrEqual(0)
+    // a's membership no longer covers the partition b took: its commit writes nothing.
+    const before = broker.endOffsets('t').get(0)
+    await expect(pa.commit([out], [{ topic: 't', partition: lost, offset: 2 }], 'g')).rejects.toMatchObject({
+      code: 'FENCED',
+    })
+    expect(broker.endOffsets('t').get(0)).toBe(before)
+    const pb = await b.transactionalProducer!('app-tx-worker')
+    expect(pb.transactionalId).not.toBe(pa.transactionalId)
+    await pb.commit([], [{ topic: 't', partition: lost, offset: 2 }], 'g')
+    expect(broker.committedOffset('g', 't', lost)).toBe(2)
+    // A crashed member's producer is fenced for what it still held too.
+    await a.abort()
+    await expect(pa.commit([], [{ topic: 't', partition: 1 - lost, offset: 3 }], 'g')).rejects.toMatchObject({
+      code: 'FENCED',
+    })
+    // Without groupTransactions a consumer offers no such producer.
+    expect(
+      new MemoryTransport(new MemoryBroker()).consumer({ groupId: 'g' }).transactionalProducer,
+    ).toBeUndefined()
+    expect(plain.transactionalProducer).toBeDefined()
+    await b.stop()
+  })
+})

@@ -68,7 +68,7 @@ export class MemoryTransport implements Transport {
   }
 
   consumer(options: ConsumerOptions): TransportConsumer {
-    const consumer = new MemoryConsumer(this.broker, options)
+    const consumer = new MemoryConsumer(this.broker, options, this.now)
     this.consumers.add(consumer)
     return consumer
   }
@@ -191,6 +191,8 @@ class MemoryTransactionalProducer implements TransactionalProducer {
     readonly transactionalId: string,
     private readonly epoch: number,
     private readonly now: () => number,
+    /** Commits carry this member's group membership: the group fences it once it moved on. */
+    private readonly member?: GroupMember,
   ) {}
 
   async commit(
@@ -215,7 +217,14 @@ class MemoryTransactionalProducer implements TransactionalProducer {
       }
       return { ...r, partition, timestamp: r.timestamp ?? now }
     })
-    const written = this.broker.commitTransaction(this.transactionalId, this.epoch, placed, groupId, offsets)
+    const written = this.broker.commitTransaction(
+      this.transactionalId,
+      this.epoch,
+      placed,
+      groupId,
+      offsets,
+      this.member,
+    )
     return highestPerPartition(written)
   }
 
@@ -238,11 +247,28 @@ function highestPerPartition(written: readonly RecordMetadata[]): RecordMetadata
 class MemoryConsumer implements TransportConsumer {
   private member: GroupMember | undefined
   private stopped = false
+  /** Present when the broker has `groupTransactions`. */
+  readonly transactionalProducer?: (transactionalId: string) => Promise<TransactionalProducer>
 
   constructor(
     private readonly broker: MemoryBroker,
     private readonly options: ConsumerOptions,
-  ) {}
+    now: () => number,
+  ) {
+    if (broker.groupTransactions) {
+      this.transactionalProducer = async (base) => {
+        const member = this.member
+        if (member === undefined) {
+          throw new BrokerError(
+            `Consumer of group "${options.groupId}" has not started: a group transaction needs its membership.`,
+          )
+        }
+        // A member id is unique per join: the memory broker has no static membership.
+        const id = `${base}-${member.id}`
+        return new MemoryTransactionalProducer(broker, id, broker.initTransactions(id), now, member)
+      }
+    }
+  }
 
   async start(topics: string[], handlers: ConsumerHandlers): Promise<void> {
     if (this.member !== undefined || this.stopped) {
