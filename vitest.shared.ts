@@ -17,6 +17,7 @@ export const shared: UserConfig = {
       '@mephisto/store-rocksdb': src('store-rocksdb'),
       '@mephisto/monitor-datadog': src('monitor-datadog'),
       '@mephisto/monitor-prometheus': src('monitor-prometheus'),
+      '@mephisto/monitor-opentelemetry': src('monitor-opentelemetry'),
       '@mephisto/hit-counter-producer': src('hit-counter-producer', 'apps'),
       '@mephisto/hit-counter-worker': src('hit-counter-worker', 'apps', 'app.ts'),
     },
