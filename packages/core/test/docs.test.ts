@@ -176,6 +176,7 @@ function compilerOptions(): ts.CompilerOptions {
       '@mephisto/store-rocksdb': src('store-rocksdb'),
       '@mephisto/monitor-prometheus': src('monitor-prometheus'),
       '@mephisto/monitor-datadog': src('monitor-datadog'),
+      '@mephisto/monitor-opentelemetry': src('monitor-opentelemetry'),
     },
   }
 }
