@@ -4,6 +4,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { App } from '../app/app.js'
 import { CliFailure, UsageError } from './exitCodes.js'
 import { stackOf } from './failure.js'
+import { importTransportPackage } from './transportPackage.js'
 
 /** The App a module exports, and where it came from. */
 export interface LoadedApp {
@@ -32,6 +33,7 @@ export async function loadApp(spec: string, cwd = process.cwd()): Promise<Loaded
     )
   }
   if (TS.test(path)) await enableTypeScript()
+  await importTransportPackage(path)
   let mod: Record<string, unknown>
   try {
     mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>
