@@ -275,6 +275,24 @@ describe('OpenTelemetryTracing', () => {
     expect(tries.map(parentOf)).toEqual([idOf(sent), idOf(sent)])
   })
 
+  it('carries the context under exactly-once too, where outputs are written with the transaction', async () => {
+    const { exporter, tracing } = sdk()
+    const app = new App({ id: 'eos', logger: 'warn', processingGuarantee: 'exactly_once' })
+    const input = app.topic<string, string>('input', { partitions: 2 })
+    const out = app.topic<string, string>('out', { partitions: 1 })
+    app.agent(input, async (stream) => {
+      for await (const v of stream) await out.send({ value: v.toUpperCase() })
+    })
+    app.sensors.add(tracing)
+    const t = await started(app)
+    await t.send(input, { value: 'a', partition: 1 })
+    await t.settle()
+    await t.commit()
+    const process = spanNamed(exporter.getFinishedSpans(), 'process input')
+    expect(parentOf(process)).toBe(idOf(spanNamed(exporter.getFinishedSpans(), 'send input')))
+    expect(t.records('out').map(traceparent)).toEqual([[traceOf(process), idOf(process), '01']])
+  })
+
   it('uses the global tracer provider and propagator by default', async () => {
     const { exporter, provider } = sdk()
     trace.setGlobalTracerProvider(provider)
