@@ -65,4 +65,22 @@ describe("kafkajs' log lines", () => {
       ])
     }
   })
+
+  it('report a reset of an offset outside the log as an error, whatever the levels (records are skipped)', () => {
+    const { logger, lines } = recorder()
+    kafkaLogCreator(logger, {})(logLevel.WARN)({
+      namespace: 'ConsumerGroup',
+      level: logLevel.ERROR,
+      label: '',
+      log: {
+        timestamp: '',
+        logger: 'kafkajs',
+        message: 'Offset out of range, resetting to default offset',
+        topic: 'orders',
+        partition: 2,
+      },
+    } as never)
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^error the committed offset of orders\[2\] lies outside the log .*skipped/)
+  })
 })

@@ -40,6 +40,9 @@ const SEED_FAILED = 'Failed to connect to seed broker, trying another broker fro
  * environment (kafkajs' own switch). Routine lines ({@link ROUTINE}) and the error responses
  * kafkajs logs before the operation that sent the request handles them stay at debug then too.
  */
+/** kafkajs' line when a fetch finds the group's offset outside the partition's log. */
+const OFFSET_RESET = 'Offset out of range, resetting'
+
 export function kafkaLogCreator(logger: Logger, env: NodeJS.ProcessEnv = process.env): logCreator {
   return (clientLevel) => {
     const envLevel = (env.KAFKAJS_LOG_LEVEL ?? '').toUpperCase()
@@ -49,6 +52,16 @@ export function kafkaLogCreator(logger: Logger, env: NodeJS.ProcessEnv = process
     return ({ namespace, level, log }) => {
       const { message, timestamp: _timestamp, logger: _name, ...fields } = log
       const text = `kafkajs ${namespace ? `[${namespace}] ` : ''}${message}`
+      if (namespace === 'ConsumerGroup' && message.startsWith(OFFSET_RESET)) {
+        // Never routine: the group's position was outside the log and records are skipped (or read again).
+        logger.error(
+          `the committed offset of ${fields.topic}[${fields.partition}] lies outside the log (retention ` +
+            'deleted records the group had not read, or the topic was made again); kafkajs moves it to ' +
+            'the earliest offset (or the latest, with fromBeginning false): records were skipped or are read again',
+          fields,
+        )
+        return
+      }
       if (!asked) {
         if (namespace === 'Connection' && typeof fields.broker === 'string') broker = fields.broker
         if (namespace === 'BrokerPool' && message.startsWith(SEED_FAILED)) {
