@@ -108,7 +108,7 @@ function startPool(workers: number, port: number, env: Record<string, string>): 
   const child = spawn(
     process.execPath,
     [
-      '--conditions=source',
+      '--conditions=@mephisto/source',
       '--import',
       'tsx',
       cli,

@@ -136,7 +136,7 @@ export class WorkerProcess {
     const child = spawn(
       process.execPath,
       [
-        '--conditions=source',
+        '--conditions=@mephisto/source',
         '--import',
         'tsx',
         cliMain,

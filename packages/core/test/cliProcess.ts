@@ -10,7 +10,7 @@ export const cliMain = fileURLToPath(new URL('../src/cli/main.ts', import.meta.u
 export const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
 
 /** How the workspace runs a TypeScript entry from source (what `pnpm mephisto` does). */
-export const NODE_SOURCE = ['--conditions=source', '--import', 'tsx']
+export const NODE_SOURCE = ['--conditions=@mephisto/source', '--import', 'tsx']
 
 export interface Finished {
   code: number | null

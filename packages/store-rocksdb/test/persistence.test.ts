@@ -30,7 +30,7 @@ function startWriter(path: string): {
   waitFor: (n: number) => Promise<void>
 } {
   const script = fileURLToPath(new URL('./fixtures/crashWriter.ts', import.meta.url))
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', script, path], {
+  const child = spawn(process.execPath, ['--conditions=@mephisto/source', '--import', 'tsx', script, path], {
     cwd: fileURLToPath(new URL('..', import.meta.url)),
     stdio: ['ignore', 'pipe', 'inherit'],
   })

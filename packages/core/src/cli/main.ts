@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `mephisto` command, built to dist/cli.js and run by the package's bin (bin/mephisto.js);
 // in the workspace it also runs from source:
-//   node --conditions=source --import tsx packages/core/src/cli/main.ts
+//   node --conditions=@mephisto/source --import tsx packages/core/src/cli/main.ts
 import { drainOutput } from './output.js'
 import { runCli } from './program.js'
 

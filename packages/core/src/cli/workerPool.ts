@@ -308,7 +308,7 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null): strin
 }
 
 /**
- * The supervisor's Node flags for its workers (`--conditions=source --import tsx` in the
+ * The supervisor's Node flags for its workers (`--conditions=@mephisto/source --import tsx` in the
  * workspace, none for the built bin), without the inspector's: N workers cannot share its port.
  */
 function nodeFlags(execArgv: readonly string[]): string[] {
