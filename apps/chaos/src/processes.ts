@@ -149,7 +149,15 @@ export class WorkerProcess {
       ],
       {
         cwd: repoDir,
-        env: { ...process.env, NO_COLOR: '1', MEPHISTO_STORE: 'memory', ...this.spec.env },
+        // The instance id names the worker across its restarts: a client with static membership
+        // (MEPHISTO_TRANSPORT=platformatic) takes a killed worker's place at once.
+        env: {
+          ...process.env,
+          NO_COLOR: '1',
+          MEPHISTO_STORE: 'memory',
+          MEPHISTO_INSTANCE_ID: `chaos-${this.name.replace(/[^\w.-]/g, '-')}`,
+          ...this.spec.env,
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     )
