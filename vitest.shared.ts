@@ -18,6 +18,7 @@ export const shared: UserConfig = {
       '@mephisto/monitor-datadog': src('monitor-datadog'),
       '@mephisto/monitor-prometheus': src('monitor-prometheus'),
       '@mephisto/monitor-opentelemetry': src('monitor-opentelemetry'),
+      '@mephisto/transport-platformatic': src('transport-platformatic'),
       '@mephisto/hit-counter-producer': src('hit-counter-producer', 'apps'),
       '@mephisto/hit-counter-worker': src('hit-counter-worker', 'apps', 'app.ts'),
     },

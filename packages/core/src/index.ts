@@ -82,6 +82,8 @@ export { SensorSet } from './sensors/sensorSet.js'
 export type { MemoryStoreOptions } from './stores/memoryStore.js'
 export { memoryStore } from './stores/memoryStore.js'
 export type { Store, StoreWrite, TableStore, TableStoreSpec } from './stores/store.js'
+export type { StickyMember, StickyPlan } from './transport/assignment.js'
+export { stickyCopartitionedAssignment } from './transport/assignment.js'
 export type { TransportOptions } from './transport/createTransport.js'
 export {
   createTransport,
@@ -96,6 +98,7 @@ export type { MemoryBrokerOptions } from './transport/memory/memoryBroker.js'
 export { MemoryBroker, memoryBroker } from './transport/memory/memoryBroker.js'
 export type { MemoryTransportOptions } from './transport/memory/memoryTransport.js'
 export { MemoryTransport } from './transport/memory/memoryTransport.js'
+export { handlerFailure } from './transport/handlerFailure.js'
 export { defaultPartition, murmur2 } from './transport/partitioner.js'
 export type {
   CommitOffset,

@@ -54,6 +54,12 @@ export interface AppOptions {
   /** kafkajs options for `kafka://` brokers. */
   kafka?: KafkaOptions
   /**
+   * Options of the `platformatic` transport (`@mephisto/transport-platformatic`), passed to it as they
+   * are: `client` (SASL, TLS, timeouts), `consumer` (static membership id, session timeout, fetch
+   * sizes), `producer`, `reader`. See that package's README.
+   */
+  platformatic?: Record<string, unknown>
+  /**
    * The worker's web server (`/health`, `/stats`, `/tables/...`, the dashboard at `/`, custom pages):
    * `false` turns it off. Default: on, at 127.0.0.1:6066, unless `start()` is given a transport (the
    * testkit, tests), where it is off unless asked for here, so tests never open ports by accident.
@@ -107,6 +113,7 @@ const KNOWN = new Set<string>([
   'autoOffsetReset',
   'standbyIntervalMs',
   'kafka',
+  'platformatic',
   'web',
   'monitor',
 ] satisfies (keyof AppOptions)[])

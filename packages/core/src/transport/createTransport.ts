@@ -30,6 +30,8 @@ export interface TransportOptions {
   logger?: Logger | LogLevel
   /** kafkajs options for `kafka://` brokers. */
   kafka?: KafkaOptions
+  /** Options of the `platformatic` transport package, passed through to its factory. */
+  platformatic?: Record<string, unknown>
   /**
    * The Kafka client: `kafkajs` (the default) or the name of a registered transport (see
    * `registerTransport`; `MEPHISTO_TRANSPORT` sets it for apps that do not).
