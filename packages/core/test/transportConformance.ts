@@ -432,7 +432,8 @@ export function transportConformance(name: string, target: ConformanceTarget): v
           const leaving = owned(c)
           const held = new Map([a, b].map((m) => [m, owned(m)]))
           const copyOf = new Map<number, TransportConsumer>()
-          for (const m of [a, b]) for (const p of m.standbys?.() ?? []) if (leaving.includes(p)) copyOf.set(p, m)
+          for (const m of [a, b])
+            for (const p of m.standbys?.() ?? []) if (leaving.includes(p)) copyOf.set(p, m)
           await c.stop()
           await waitFor('the two survivors', () => settled([a, b]), target.settleMs + 10_000)
           // Sticky: the survivors keep what they held; a survivor with a copy of a leaver's number
@@ -594,6 +595,75 @@ export function transportConformance(name: string, target: ConformanceTarget): v
           expect(seen).toEqual(['a', 'b', 'd'])
           await newer.close()
           await older.close()
+        })
+      },
+      timeout,
+    )
+
+    it(
+      "a member's transactional producer (KIP-447): after a rebalance the group fences it for the partitions it lost; their new owner commits",
+      async (ctx) => {
+        await withTopics([{ partitions: 2 }], async (t, [topic]) => {
+          const groupId = group()
+          const id = `conformance-member-tx-${randomUUID().slice(0, 8)}`
+          const a = t.consumer({ groupId })
+          // Optional in the contract: a transport without it runs exactly-once per partition number.
+          if (!a.transactionalProducer) ctx.skip()
+          await a.start([topic!], new Recorder('a'))
+          expect(a.assignment()).toHaveLength(2)
+          const pa = await a.transactionalProducer!(id)
+          await pa.commit(
+            [{ topic: topic!, partition: 0, key: null, value: Buffer.from('a') }],
+            [{ topic: topic!, partition: 1, offset: 1 }],
+            groupId,
+          )
+          const b = t.consumer({ groupId })
+          await b.start([topic!], new Recorder('b'))
+          await waitFor(
+            'the two members to split the partitions',
+            () => a.assignment().length === 1 && b.assignment().length === 1,
+            target.settleMs,
+          )
+          const lost = b.assignment()[0]!.partition
+          // One producer per member, each of its own id: the group, not the id, fences the old owner.
+          const pb = await b.transactionalProducer!(id)
+          expect(pb.transactionalId).not.toBe(pa.transactionalId)
+          await expect(
+            pa.commit(
+              [{ topic: topic!, partition: 0, key: null, value: Buffer.from('zombie') }],
+              [{ topic: topic!, partition: lost, offset: 5 }],
+              groupId,
+            ),
+          ).rejects.toMatchObject({ code: 'FENCED' })
+          await pb.commit(
+            [{ topic: topic!, partition: 0, key: null, value: Buffer.from('b') }],
+            [{ topic: topic!, partition: lost, offset: 5 }],
+            groupId,
+          )
+          await waitFor(
+            "the new owner's offset",
+            async () => (await t.admin.groupOffsets(groupId, topic!)).get(lost) === 5,
+            10_000,
+          )
+          // What a read-committed reader sees: both owners' committed records, never the zombie's.
+          let seen: string[] = []
+          await waitFor(
+            "the new owner's record",
+            async () => {
+              const ends = await t.admin.endOffsets(topic!)
+              seen = []
+              await t.read(topic!, [{ partition: 0, from: 0, to: ends.get(0)! }], (records) => {
+                for (const r of records) seen.push(text(r.value)!)
+              })
+              return seen.includes('b')
+            },
+            10_000,
+          )
+          expect(seen).toEqual(['a', 'b'])
+          await pa.close()
+          await pb.close()
+          await b.stop()
+          await a.stop()
         })
       },
       timeout,
