@@ -7,6 +7,15 @@
 import type { BaseOptions, Broker, ClusterMetadata, Connection } from '@platformatic/kafka'
 import { Admin, kGetApi, kGetBootstrapConnection, kGetConnection } from '@platformatic/kafka'
 
+/**
+ * The @platformatic/kafka release this seam was written against (client.test.ts fails on another).
+ * On an upgrade, re-check: the `Base` members used here; whether `InitProducerId` still needs
+ * -1/-1 from us (transactions.ts, `NEW_PRODUCER`); whether its `Consumer` now sends each member its
+ * own assignment user data, reads the one it receives and can close without leaving the group
+ * (membership.ts speaks the group protocol itself because 2.12.1 does none of the three).
+ */
+export const PLATFORMATIC_VERSION = '2.12.1'
+
 /** Options of a platformatic client, less the bootstrap list, which the transport gives. */
 export type ClientOptions = Partial<Omit<BaseOptions, 'bootstrapBrokers'>>
 
