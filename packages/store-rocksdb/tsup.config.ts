@@ -7,6 +7,4 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'node22',
-  // The addon loader needs import.meta.url in the CJS build too.
-  shims: true,
 })

@@ -45,7 +45,8 @@ export function openError(location: string, err: Error): RocksDBStoreError {
       { cause: err },
     )
   }
-  if (/^Corruption\b/i.test(msg)) {
+  if (isUnsupportedCompression(msg)) return unreadableError(location, err, msg)
+  if (isCorruption(msg)) {
     return new RocksDBStoreError(
       'corrupt',
       location,
@@ -65,4 +66,36 @@ export function openError(location: string, err: Error): RocksDBStoreError {
   return new RocksDBStoreError('io', location, `cannot open the RocksDB database at ${location}: ${msg}`, {
     cause: err,
   })
+}
+
+/**
+ * Whether a RocksDB message reports damaged files. rocksdb-native passes RocksDB's message without
+ * its status name ("Corruption: "), so this also knows the texts RocksDB uses for corruption:
+ * a bad CURRENT or MANIFEST, checksum and magic-number mismatches, torn log records.
+ */
+export function isCorruption(message: string): boolean {
+  return /^Corruption\b|corrupt|checksum mismatch|does not end with newline|magic number|bad (record|block|entry|table)|truncated|malformed|missing start of fragmented/i.test(
+    message,
+  )
+}
+
+/** Table files compressed with an algorithm the RocksDB of rocksdb-native is built without. */
+export function isUnsupportedCompression(message: string): boolean {
+  return /\b(Snappy|Zlib|BZip2|LZ4|LZ4HC|XPRESS|ZSTD)\b.* not supported/i.test(message)
+}
+
+/**
+ * State this RocksDB cannot read, in practice written by @mephisto/store-rocksdb 0.1 (npm
+ * `rocksdb`, whose table files are snappy-compressed). Reported as `corrupt`: the way out is the same.
+ */
+export function unreadableError(location: string, err: Error, message: string): RocksDBStoreError {
+  return new RocksDBStoreError(
+    'corrupt',
+    location,
+    `the RocksDB database at ${location} cannot be read by this version (${message}): it was most likely ` +
+      'written by @mephisto/store-rocksdb 0.1, on the npm `rocksdb` binding, with compressed table files. ' +
+      'Its contents can be rebuilt from the changelog: run `mephisto reset` (or store.reset(appId)) or delete ' +
+      'that directory, then start the worker again',
+    { cause: err },
+  )
 }

@@ -1,10 +1,9 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { StoreWrite, TableStore, TableStoreSpec } from '@mephisto/core'
-import type { BatchOperation } from 'rocksdb'
 import { RocksDBStoreError } from './errors.js'
 import type { LruCache } from './lruCache.js'
-import { dataKey, PartitionDb, type RocksDBTuning } from './partitionDb.js'
+import { type BatchOperation, dataKey, PartitionDb, type RocksDBTuning } from './partitionDb.js'
 
 /** Cached "this key is not stored": misses of `table.get` (which returns the default) stay cheap. */
 export const ABSENT: unique symbol = Symbol('absent')
@@ -92,11 +91,10 @@ export class RocksDBTableStore<V> implements TableStore<V> {
   async write(partition: number, writes: readonly StoreWrite<V>[], appliedOffset: number): Promise<void> {
     this.assertOpen()
     // Encode first: a value that fails to encode rejects the whole batch before anything changes.
-    const ops: BatchOperation[] = writes.map((w) =>
-      w.value === undefined
-        ? { type: 'del', key: dataKey(w.key) }
-        : { type: 'put', key: dataKey(w.key), value: this.spec.encode(w.value) },
-    )
+    const ops: BatchOperation[] = writes.map((w) => ({
+      key: dataKey(w.key),
+      value: w.value === undefined ? undefined : this.spec.encode(w.value),
+    }))
     // No await before the overlay is set, unless a release is under way: a read issued right
     // after this call must already see the new values, and batches must keep their call order.
     const live = this.live(partition)
