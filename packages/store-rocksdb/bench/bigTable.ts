@@ -4,7 +4,8 @@
 //
 //   pnpm --filter @mephisto/store-rocksdb bench:big-table [--keys 2000000] [--cache 10000]
 //     [--partitions 4] [--batch 10000] [--samples 20000] [--store rocksdb|memory] [--path dir]
-import { mkdtempSync, rmSync } from 'node:fs'
+//     [--block-cache bytes]   (rocksdb.blockCacheSize; 0 turns RocksDB's block cache off)
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -26,6 +27,7 @@ const { values: args } = parseArgs({
     samples: { type: 'string', default: '20000' },
     store: { type: 'string', default: 'rocksdb' },
     path: { type: 'string' },
+    'block-cache': { type: 'string' },
   },
 })
 const keys = Number(args.keys)
@@ -58,7 +60,10 @@ const phase = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
 }
 
 function makeStore(): Store {
-  return args.store === 'memory' ? memoryStore() : rocksdbStore({ path, cacheSize })
+  const blockCacheSize = args['block-cache'] === undefined ? undefined : Number(args['block-cache'])
+  return args.store === 'memory'
+    ? memoryStore()
+    : rocksdbStore({ path, cacheSize, rocksdb: { blockCacheSize } })
 }
 const spec = {
   appId: 'bench',
@@ -66,6 +71,14 @@ const spec = {
   partitions,
   encode: (v: Row) => Buffer.from(JSON.stringify(v)),
   decode: (b: Buffer) => JSON.parse(b.toString()) as Row,
+}
+
+/** Bytes of every file under `dir` (table files, logs, manifests). */
+function sizeOnDisk(dir: string): number {
+  let n = 0
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true }))
+    if (e.isFile()) n += statSync(join(e.parentPath, e.name)).size
+  return n
 }
 
 async function checkSample(ts: TableStore<Row>, n: number): Promise<number> {
@@ -112,8 +125,11 @@ const tail = await phase('getMany of 1 000 keys x 20', async () => {
 })
 let wrong2 = 0
 let applied = -1
+let diskBytes = 0
 if (args.store !== 'memory') {
-  await ts.close()
+  await phase('close', () => ts.close())
+  diskBytes = sizeOnDisk(path)
+  rows.push(['on disk after close', mb(diskBytes)])
   const reopened = await makeStore().open<Row>(spec)
   applied = await phase('reopen (a restart: no replay)', async () => {
     let max = -1
@@ -138,6 +154,7 @@ const result = {
   lastAppliedOffset: applied,
   baseRssMB: Math.round(baseRss / 1024 / 1024),
   peakRssMB: Math.round(peakRss / 1024 / 1024),
+  diskMB: Math.round(diskBytes / 1024 / 1024),
   node: process.version,
 }
 console.log(
