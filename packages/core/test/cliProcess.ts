@@ -29,7 +29,14 @@ export interface Running {
   exited: Promise<Finished>
 }
 
-/** Starts `node <script> ...args` from source, in `cwd` (default: the repository root). */
+let started = 0
+
+/**
+ * Starts `node <script> ...args` from source, in `cwd` (default: the repository root). Each process
+ * gets a static membership id of its own (`MEPHISTO_INSTANCE_ID`, unless `env` gives one): worker
+ * processes of one host would otherwise share `<host>-w0` and fence each other on a transport with
+ * static membership (kafkajs ignores it).
+ */
 export function start(
   script: string,
   args: readonly string[],
@@ -37,7 +44,12 @@ export function start(
 ): Running {
   const child = spawn(process.execPath, [...NODE_SOURCE, script, ...args], {
     cwd: options.cwd ?? repoDir,
-    env: { ...process.env, NO_COLOR: '1', ...options.env },
+    env: {
+      ...process.env,
+      NO_COLOR: '1',
+      MEPHISTO_INSTANCE_ID: `test-${process.pid}-${++started}`,
+      ...options.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''

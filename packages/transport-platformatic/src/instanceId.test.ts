@@ -4,6 +4,10 @@ import { claimInstanceId, defaultInstanceId } from './instanceId.js'
 describe('static membership ids', () => {
   it('default to MEPHISTO_INSTANCE_ID, else the host and the --workers index', () => {
     expect(defaultInstanceId({ MEPHISTO_INSTANCE_ID: ' w-7 ' }, 'h')).toBe('w-7')
+    // A pool started with it set still gives each child its own.
+    expect(defaultInstanceId({ MEPHISTO_INSTANCE_ID: 'pod-1', MEPHISTO_WORKER_INDEX: '3' }, 'h')).toBe(
+      'pod-1-w3',
+    )
     expect(defaultInstanceId({ MEPHISTO_WORKER_INDEX: '2' }, 'box.local')).toBe('box.local-w2')
     expect(defaultInstanceId({}, 'box')).toBe('box-w0')
     expect(defaultInstanceId({ MEPHISTO_WORKER_INDEX: 'x' }, 'my box')).toBe('my_box-w0')

@@ -8,17 +8,20 @@ import { hostname } from 'node:os'
 export const INSTANCE_ENV = { id: 'MEPHISTO_INSTANCE_ID', poolIndex: 'MEPHISTO_WORKER_INDEX' } as const
 
 /**
- * The default static membership id of this process: `MEPHISTO_INSTANCE_ID` when set, else the host
- * name and the worker's `--workers` pool index (`<host>-w<index>`, `-w0` for a lone worker): stable
- * across restarts of the same worker, different for the workers of one pool. Two processes on one
- * host that are not one pool's workers need their own `MEPHISTO_INSTANCE_ID`.
+ * The default static membership id of this process: stable across restarts of the same worker,
+ * different for the workers of one `--workers` pool (whose children get `MEPHISTO_WORKER_INDEX`).
+ * `MEPHISTO_INSTANCE_ID` when set (`<it>-w<index>` in a pool child, so a pool started with it set
+ * still gives each child its own), else the host name and the pool index (`<host>-w<index>`,
+ * `-w0` for a lone worker). Two processes on one host that are not one pool's workers need their
+ * own `MEPHISTO_INSTANCE_ID`.
  */
 export function defaultInstanceId(env: NodeJS.ProcessEnv = process.env, host: string = hostname()): string {
   const given = env[INSTANCE_ENV.id]?.trim()
-  if (given) return given
   const index = Number(env[INSTANCE_ENV.poolIndex])
+  const pooled = env[INSTANCE_ENV.poolIndex] !== undefined && Number.isInteger(index) && index >= 0
+  if (given) return pooled ? `${given}-w${index}` : given
   const safeHost = host.replace(/[^\w.-]/g, '_') || 'host'
-  return `${safeHost}-w${Number.isInteger(index) && index >= 0 ? index : 0}`
+  return `${safeHost}-w${pooled ? index : 0}`
 }
 
 /** Ids taken in this process, per cluster and group. */

@@ -14,9 +14,9 @@ export interface PlatformaticConsumerOptions {
   /**
    * The static membership id (KIP-345) of this worker: a member that restarts with the same id
    * within `sessionTimeout` gets its partitions back without a rebalance. `false` joins as a
-   * dynamic member. Default: `MEPHISTO_INSTANCE_ID`, else `<host name>-w<pool index>` (the
-   * `--workers` index from `MEPHISTO_WORKER_INDEX`, 0 for a lone worker). Several consumers of one
-   * group in one process get `<id>`, `<id>.2`, `<id>.3`, ...
+   * dynamic member. Default: `MEPHISTO_INSTANCE_ID` (`<it>-w<pool index>` in a `--workers` pool),
+   * else `<host name>-w<pool index>` (the index from `MEPHISTO_WORKER_INDEX`, 0 for a lone worker).
+   * Several consumers of one group in one process get `<id>`, `<id>.2`, `<id>.3`, ...
    */
   groupInstanceId?: string | false
   /** How long the group waits for a silent member before it moves its partitions. Default 30 000 ms. */
