@@ -2,9 +2,15 @@ import type { ProcessingGuarantee } from '@mephisto/core'
 import { App } from '@mephisto/core'
 import { expectedCounts, produceHits } from '@mephisto/hit-counter-producer'
 import { createHitCounter } from '@mephisto/hit-counter-worker'
+import '@mephisto/transport-platformatic'
+import { Consumer as PlatformaticConsumer } from '@platformatic/kafka'
 import { Kafka, logLevel } from 'kafkajs'
 
+/** The Kafka clients Mephisto runs on: kafkajs (the default) and @mephisto/transport-platformatic. */
+export type KafkaClient = 'kafkajs' | 'platformatic'
+
 export interface ConsumerBenchResult {
+  client: KafkaClient
   messages: number
   /** From the first record to the last (throughput), best of two runs. */
   rawMs: number
@@ -100,9 +106,58 @@ async function rawConsumer(brokers: string[], topic: string, n: number, run: num
   return { startMs: first - started, readMs: end - first }
 }
 
+/** The same work on a raw @platformatic/kafka consumer stream: JSON.parse each value, count, autocommit. */
+async function rawPlatformaticConsumer(
+  brokers: string[],
+  topic: string,
+  n: number,
+  run: number,
+): Promise<Timing> {
+  const consumer = new PlatformaticConsumer({
+    clientId: 'mephisto-bench-raw',
+    bootstrapBrokers: brokers,
+    groupId: `raw-platformatic-${topic}-${run}`,
+  })
+  const started = performance.now()
+  const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: true })
+  let seen = 0
+  let sum = 0
+  let first = 0
+  const reading = (async () => {
+    for await (const m of stream) {
+      if (first === 0) first = performance.now()
+      const v = JSON.parse((m.value as Buffer).toString('utf8')) as { hits: number }
+      sum += v.hits
+      if (++seen >= n) break
+    }
+  })()
+  await withTimeout(
+    reading,
+    120_000,
+    () => `the raw @platformatic/kafka consumer read ${seen} of ${n} records`,
+  )
+  const end = performance.now()
+  await stream.close()
+  await consumer.close()
+  if (sum < 0) throw new Error('unreachable')
+  return { startMs: first - started, readMs: end - first }
+}
+
 /** The same work as a stateless Mephisto agent. */
-async function mephistoConsumer(brokers: string[], topic: string, n: number, run: number): Promise<Timing> {
-  const app = new App({ id: `mephisto-${topic}-${run}`, broker: brokers, logger: 'warn', web: false })
+async function mephistoConsumer(
+  brokers: string[],
+  topic: string,
+  n: number,
+  run: number,
+  client: KafkaClient = 'kafkajs',
+): Promise<Timing> {
+  const app = new App({
+    id: `mephisto-${client}-${topic}-${run}`,
+    broker: brokers,
+    logger: 'warn',
+    web: false,
+    transport: client,
+  })
   const source = app.topic<string, { hits: number }>(topic)
   let seen = 0
   let sum = 0
@@ -132,17 +187,23 @@ async function mephistoConsumer(brokers: string[], topic: string, n: number, run
  * topic of the same broker, in one run. Throughput is measured from the first record to the last;
  * the time to the first record (connect, topic checks, group join) is reported on its own.
  */
-export async function consumerBench(brokers: string[], n: number): Promise<ConsumerBenchResult> {
+export async function consumerBench(
+  brokers: string[],
+  n: number,
+  client: KafkaClient = 'kafkajs',
+): Promise<ConsumerBenchResult> {
   const topic = `bench-${Date.now().toString(36)}`
   await fillTopic(brokers, topic, n)
+  const raw = client === 'kafkajs' ? rawConsumer : rawPlatformaticConsumer
   // Alternate and keep the best of two, so neither side pays for a cold broker cache alone.
-  const raw1 = await rawConsumer(brokers, topic, n, 1)
-  const meph1 = await mephistoConsumer(brokers, topic, n, 1)
-  const raw2 = await rawConsumer(brokers, topic, n, 2)
-  const meph2 = await mephistoConsumer(brokers, topic, n, 2)
+  const raw1 = await raw(brokers, topic, n, 1)
+  const meph1 = await mephistoConsumer(brokers, topic, n, 1, client)
+  const raw2 = await raw(brokers, topic, n, 2)
+  const meph2 = await mephistoConsumer(brokers, topic, n, 2, client)
   const rawMs = Math.min(raw1.readMs, raw2.readMs)
   const mephistoMs = Math.min(meph1.readMs, meph2.readMs)
   return {
+    client,
     messages: n,
     rawMs,
     mephistoMs,
@@ -155,6 +216,7 @@ export async function consumerBench(brokers: string[], n: number): Promise<Consu
 }
 
 export interface HitCounterKafkaResult {
+  client: KafkaClient
   guarantee: ProcessingGuarantee
   events: number
   produceMs: number
@@ -168,6 +230,7 @@ export async function hitCounterKafkaBench(
   brokers: string[],
   n: number,
   guarantee: ProcessingGuarantee = 'at_least_once',
+  client: KafkaClient = 'kafkajs',
 ): Promise<HitCounterKafkaResult> {
   // The hit counter's topics have fixed names: start from empty ones.
   const admin = kafka(brokers).admin()
@@ -181,7 +244,7 @@ export async function hitCounterKafkaBench(
     broker: brokers,
     id,
     processingGuarantee: guarantee,
-    app: { web: false },
+    app: { web: false, transport: client },
   })
   await app.start()
   const started = performance.now()
@@ -201,6 +264,7 @@ export async function hitCounterKafkaBench(
   for (const [u, c] of expected) if ((await counts.get(u)) !== c) countsMatch = false
   await app.stop()
   return {
+    client,
     guarantee,
     events: n,
     produceMs: produced.ms,

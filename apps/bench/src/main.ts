@@ -1,17 +1,20 @@
 // Benchmarks, as ratios taken in one run on one machine. Prints a table and writes JSON to
 // bench-results/. Never a timed test: run it by hand (or from CI) for the figures.
-//   pnpm bench [--events 200000] [--messages 1000000] [--only memory|kafka|pool] [--skip consumer,hits,tables,recovery,pool]
+//   pnpm bench [--events 200000] [--messages 1000000] [--only memory|kafka|pool] [--clients kafkajs,platformatic]
+//              [--skip consumer,hits,restart,tables,recovery,pool]
 // The Kafka benchmarks use KAFKA_BROKERS, or start docker/kafka-local for the run.
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import type { HitCounterKafkaResult, KafkaClient } from './kafka.js'
 import { consumerBench, hitCounterKafkaBench } from './kafka.js'
 import { memoryBench } from './memory.js'
 import type { PoolSize } from './pool.js'
 import { poolBench } from './pool.js'
 import { recoveryBench } from './recovery.js'
+import { restartBench } from './restart.js'
 import { tableBench } from './tables.js'
 
 const { values } = parseArgs({
@@ -26,6 +29,8 @@ const { values } = parseArgs({
     tail: { type: 'string', default: '10000' },
     only: { type: 'string' },
     skip: { type: 'string', default: '' },
+    /** The Kafka clients the consumer, hit-counter and restart benchmarks run on, in turn. */
+    clients: { type: 'string', default: 'kafkajs,platformatic' },
   },
 })
 const events = Number(values.events)
@@ -65,42 +70,71 @@ if (!values.only || values.only === 'kafka' || values.only === 'pool') {
   }
   try {
     const list = brokers.split(',')
-    if (kafkaRuns('consumer')) {
-      const c = await consumerBench(list, Number(values.messages))
-      results.consumer = c
-      rows.push([
-        'stateless agent vs raw kafkajs eachBatch',
-        fmt(c.mephistoPerSec),
-        `${fmt(c.rawPerSec)} raw kafkajs`,
-        `${c.ratio.toFixed(2)}x`,
-        'yes',
-      ])
-      rows.push([
-        '  same, time to the first record',
-        `${(c.mephistoStartMs / 1000).toFixed(2)} s`,
-        `${(c.rawStartMs / 1000).toFixed(2)} s raw kafkajs`,
-        '',
-        '',
-      ])
+    const clients = values.clients.split(',').filter(Boolean) as KafkaClient[]
+    const hitsBy = new Map<KafkaClient, { h: HitCounterKafkaResult; eos: HitCounterKafkaResult }>()
+    for (const client of clients) {
+      if (kafkaRuns('consumer')) {
+        const c = await consumerBench(list, Number(values.messages), client)
+        results[client === 'kafkajs' ? 'consumer' : `consumer-${client}`] = c
+        rows.push([
+          `stateless agent vs raw ${client} loop, ${client} transport`,
+          fmt(c.mephistoPerSec),
+          `${fmt(c.rawPerSec)} raw ${client}`,
+          `${c.ratio.toFixed(2)}x`,
+          'yes',
+        ])
+        rows.push([
+          '  same, time to the first record',
+          `${(c.mephistoStartMs / 1000).toFixed(2)} s`,
+          `${(c.rawStartMs / 1000).toFixed(2)} s raw ${client}`,
+          '',
+          '',
+        ])
+      }
+      if (kafkaRuns('hits')) {
+        const h = await hitCounterKafkaBench(list, Number(values['hit-events']), 'at_least_once', client)
+        const eos = await hitCounterKafkaBench(list, Number(values['hit-events']), 'exactly_once', client)
+        hitsBy.set(client, { h, eos })
+        results[client === 'kafkajs' ? 'hitCounterKafka' : `hitCounterKafka-${client}`] = h
+        results[
+          client === 'kafkajs' ? 'hitCounterKafkaExactlyOnce' : `hitCounterKafkaExactlyOnce-${client}`
+        ] = eos
+        rows.push([
+          `hit counter end to end, Kafka, ${client} transport`,
+          fmt(h.perSec),
+          `produce ${(h.produceMs / 1000).toFixed(1)} s`,
+          '',
+          h.countsMatch ? 'yes' : 'NO',
+        ])
+        rows.push([
+          `hit counter end to end, Kafka, exactly_once, ${client} transport`,
+          fmt(eos.perSec),
+          `${fmt(h.perSec)} at_least_once`,
+          `${(eos.perSec / h.perSec).toFixed(2)}x`,
+          eos.countsMatch ? 'yes' : 'NO',
+        ])
+      }
+      if (kafkaRuns('restart')) {
+        const r = await restartBench(list, client)
+        results[`restart-${client}`] = r
+        rows.push([
+          `kill -9 and restart of the same worker, ${client} transport: to the first record`,
+          `${(r.medianMs / 1000).toFixed(2)} s`,
+          `runs ${r.runs.map((ms) => (ms / 1000).toFixed(1)).join(', ')} s`,
+          '',
+          r.runs.every((ms) => ms >= 0) ? 'yes' : 'NO',
+        ])
+      }
     }
-    if (kafkaRuns('hits')) {
-      const h = await hitCounterKafkaBench(list, Number(values['hit-events']))
-      const eos = await hitCounterKafkaBench(list, Number(values['hit-events']), 'exactly_once')
-      results.hitCounterKafka = h
-      results.hitCounterKafkaExactlyOnce = eos
+    const kj = hitsBy.get('kafkajs')
+    const pf = hitsBy.get('platformatic')
+    if (kj && pf) {
       rows.push([
-        'hit counter end to end, Kafka',
-        fmt(h.perSec),
-        `produce ${(h.produceMs / 1000).toFixed(1)} s`,
+        'hit counter, platformatic transport over kafkajs transport',
+        `${(pf.h.perSec / kj.h.perSec).toFixed(2)}x at_least_once`,
+        `${(pf.eos.perSec / kj.eos.perSec).toFixed(2)}x exactly_once`,
         '',
-        h.countsMatch ? 'yes' : 'NO',
-      ])
-      rows.push([
-        'hit counter end to end, Kafka, exactly_once',
-        fmt(eos.perSec),
-        `${fmt(h.perSec)} at_least_once`,
-        `${(eos.perSec / h.perSec).toFixed(2)}x`,
-        eos.countsMatch ? 'yes' : 'NO',
+        pf.h.countsMatch && kj.h.countsMatch && pf.eos.countsMatch && kj.eos.countsMatch ? 'yes' : 'NO',
       ])
     }
     if (kafkaRuns('tables')) {

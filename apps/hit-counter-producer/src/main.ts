@@ -5,6 +5,11 @@ import { parseArgs } from 'node:util'
 import { produceHits } from './producer.js'
 import { progressReporter } from './progress.js'
 
+// MEPHISTO_TRANSPORT=<name> chooses the Kafka client of @mephisto/transport-<name>, which registers
+// itself when imported (the mephisto CLI does this for workers; this command is not run by it).
+const client = process.env.MEPHISTO_TRANSPORT?.trim()
+if (client && client !== 'kafkajs') await import(`@mephisto/transport-${client}`)
+
 // kafkajs 2.2.4 arms setTimeout with a negative delay (tulios/kafkajs#1751); Node 23+ warns about
 // it, though Node clamps it to 1 ms as older Node did silently. Keep the output for real warnings.
 const printWarning = process.listeners('warning')
