@@ -10,16 +10,16 @@ import type {
   ConsumerHandlers,
   ConsumerOptions,
   Logger,
-  MephistoError,
   TopicPartition,
   TransactionalProducer,
   TransportConsumer,
 } from '@mephisto/core'
-import { BrokerError, handlerFailure, TransactionError } from '@mephisto/core'
+import { BrokerError, handlerFailure, MephistoError, TransactionError } from '@mephisto/core'
 import type { PlatformaticAdmin } from './admin.js'
 import { KafkaClient } from './client.js'
 import { GroupCoordinator } from './coordinator.js'
 import { Delivery } from './delivery.js'
+import { mayRetry, messageOf } from './errors.js'
 import { commitOffsets, committedOffsets } from './groupOffsets.js'
 import type { InstanceIdClaim } from './instanceId.js'
 import { claimInstanceId } from './instanceId.js'
@@ -165,12 +165,22 @@ export class PlatformaticConsumer implements TransportConsumer {
     this.phase = 'running'
     this.handlers = handlers
     this.topics = [...new Set(topics)]
-    const existing = new Set(await this.deps.admin.listTopics())
-    const missing = this.topics.filter((t) => !existing.has(t))
+    let missing: string[]
+    try {
+      const existing = new Set(await this.deps.admin.listTopics())
+      missing = this.topics.filter((t) => !existing.has(t))
+    } catch (error) {
+      await this.giveUp()
+      throw new BrokerError(
+        `Consumer of group "${this.groupId}" could not start on ${this.deps.url}: ${messageOf(error)}`,
+        {
+          cause: error,
+          retriable: error instanceof MephistoError ? error.retriable : mayRetry(error),
+        },
+      )
+    }
     if (missing.length > 0) {
-      this.phase = 'stopped'
-      this.claim?.release()
-      await this.closeClients()
+      await this.giveUp()
       throw new BrokerError(
         `Cannot subscribe group "${this.groupId}" to missing topic(s) ${missing.map((t) => `"${t}"`).join(', ')} ` +
           `on ${this.deps.url}: create them first (admin.ensureTopics).`,
@@ -325,6 +335,14 @@ export class PlatformaticConsumer implements TransportConsumer {
     try {
       this.handlers?.onLost?.(failure)
     } catch {}
+  }
+
+  /** start() could not join: nothing was held, nothing to revoke or leave. */
+  private async giveUp(): Promise<void> {
+    this.phase = 'stopped'
+    this.started.resolve()
+    this.claim?.release()
+    await this.closeClients()
   }
 
   private async closeClients(): Promise<void> {

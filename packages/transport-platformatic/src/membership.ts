@@ -113,9 +113,10 @@ export class GroupMembership {
 
   /** Leaves the group (LeaveGroup, static membership included): the others take the partitions at once. */
   async leave(): Promise<void> {
-    const memberId = this.memberId
     this.close()
+    // A join in progress completes first (its socket is busy until then): leave with its member id.
     await this.loop
+    const memberId = this.memberId
     if (memberId === '') return
     try {
       await this.coordinator.run(

@@ -284,6 +284,73 @@ describeKafka('PlatformaticConsumer', () => {
   }, 40_000)
 })
 
+describeKafka('committed offsets, stable (KIP-447 require_stable)', () => {
+  it('committed({ stable }) waits for the offsets of a transaction still open and answers with them once it commits', async () => {
+    const t = testTransport()
+    await t.connect()
+    const topic = uniqueName('stable')
+    await t.admin.ensureTopics([{ name: topic, partitions: 1 }])
+    const client = new KafkaClient(kafkaBrokers().split(','), { clientId: 'stable' })
+    const transactionalId = uniqueName('stable-tx')
+    const producer = new Producer({
+      clientId: 'stable',
+      bootstrapBrokers: kafkaBrokers().split(','),
+      idempotent: true,
+      transactionalId,
+    })
+    try {
+      const groupId = uniqueName('stable')
+      const c = t.consumer({ groupId })
+      const tp = { topic, partition: 0 }
+      // A transaction that wrote a record and the group's offset, and has not committed yet.
+      const txn = await producer.beginTransaction({ producerId: -1n, producerEpoch: -1 })
+      await txn.send({ messages: [{ topic, partition: 0, value: Buffer.from('x') }] })
+      await txn.addConsumer({ groupId } as Parameters<typeof txn.addConsumer>[0])
+      const coordinator = new GroupCoordinator(client, groupId)
+      await coordinator.run(
+        (conn) =>
+          client.call(
+            'TxnOffsetCommit',
+            conn,
+            transactionalId,
+            groupId,
+            producer.producerId,
+            producer.producerEpoch,
+            -1,
+            '',
+            null,
+            [
+              {
+                name: topic,
+                partitions: [{ partitionIndex: 0, committedOffset: 1n, committedLeaderEpoch: -1 }],
+              },
+            ],
+          ),
+        10_000,
+      )
+      let answered = 0
+      const stable = c.committed([tp], { stable: true }).then((offsets) => {
+        answered = Date.now()
+        return offsets
+      })
+      await new Promise((r) => setTimeout(r, 1000))
+      expect(answered).toBe(0)
+      // Without `stable` the previous commit (none) is the answer.
+      expect(await c.committed([tp])).toEqual([{ ...tp, offset: -1 }])
+      const committedAt = Date.now()
+      await txn.commit()
+      expect(await stable).toEqual([{ ...tp, offset: 1 }])
+      expect(answered).toBeGreaterThanOrEqual(committedAt)
+      await c.stop()
+    } finally {
+      await producer.close(true)
+      await client.close()
+      await t.admin.deleteTopics([topic])
+      await t.close()
+    }
+  }, 40_000)
+})
+
 describeKafka('PlatformaticTransport connections', () => {
   const sasl = kafkaSaslBrokers()
   it.skipIf(!sasl)(
@@ -342,6 +409,17 @@ describeKafka('PlatformaticTransport connections', () => {
     expect((error as Error).message).toMatch(
       /Cannot connect to Kafka at 127\.0\.0\.1:1: .*Check that the brokers run/,
     )
+    // A consumer's start() fails the same way, retriable, and gives its instance id back.
+    const consumer = unreachable.consumer({ groupId: 'unreachable' }) as PlatformaticConsumer
+    const failed = await consumer.start(['t'], noHandlers).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(failed).toBeInstanceOf(BrokerError)
+    expect(failed).toMatchObject({ retriable: true })
+    expect((failed as Error).message).toMatch(/could not start on platformatic:\/\/127\.0\.0\.1:1/)
+    const next = unreachable.consumer({ groupId: 'unreachable' }) as PlatformaticConsumer
+    expect(next.groupInstanceId).toBe(consumer.groupInstanceId)
     await unreachable.close()
   })
 })
