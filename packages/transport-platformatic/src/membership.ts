@@ -223,12 +223,13 @@ export class GroupMembership {
       this.generationId = join.generationId
       let assignments: { memberId: string; assignment: Buffer }[] = []
       if (join.leader === join.memberId && !join.skipAssignment) {
-        const topics = subscribedTopics(join.members)
-        const metadata = await this.client.metadata(topics, true)
-        assignments = assignGroup(join.members, (topic) => {
-          const count = metadata.topics.get(topic)?.partitionsCount ?? 0
-          return Array.from({ length: count }, (_, i) => i)
-        })
+        try {
+          assignments = await this.plan(join.members)
+        } catch (error) {
+          // Metadata out of reach for a moment: join again (the group waits for this leader's plan).
+          await this.retryJoin(error, deadline, attempt)
+          continue
+        }
       }
       try {
         const sync = await this.coordinator.run(
@@ -252,6 +253,17 @@ export class GroupMembership {
         await this.retryJoin(error, deadline, attempt)
       }
     }
+  }
+
+  /** The leader's plan: the members' assignments, from fresh metadata of every subscribed topic. */
+  private async plan(
+    members: JoinGroupResponse['members'],
+  ): Promise<{ memberId: string; assignment: Buffer }[]> {
+    const metadata = await this.client.metadata(subscribedTopics(members), true)
+    return assignGroup(members, (topic) => {
+      const count = metadata.topics.get(topic)?.partitionsCount ?? 0
+      return Array.from({ length: count }, (_, i) => i)
+    })
   }
 
   /** After a failed JoinGroup or SyncGroup: adjusts the member id and waits, or throws when it cannot help. */
