@@ -218,6 +218,10 @@ export async function consumerBench(
 export interface HitCounterKafkaResult {
   client: KafkaClient
   guarantee: ProcessingGuarantee
+  /** Partitions of the input topic. */
+  partitions: number
+  /** Exactly-once: the transactional producers the worker held at the end. */
+  producers: number | undefined
   events: number
   produceMs: number
   endToEndMs: number
@@ -225,32 +229,41 @@ export interface HitCounterKafkaResult {
   countsMatch: boolean
 }
 
-/** The hit counter end to end on Kafka: produce `n` events, count them, check the table. */
+/**
+ * The hit counter on Kafka over a backlog: `n` events are produced first (kafkajs, the same for
+ * every client), then the worker starts and counts them all; the figure is events per second from
+ * `start()` to the last count (start-up included), and the counts are checked. Topics of their
+ * own per run, so runs never share a backlog.
+ */
 export async function hitCounterKafkaBench(
   brokers: string[],
   n: number,
   guarantee: ProcessingGuarantee = 'at_least_once',
   client: KafkaClient = 'kafkajs',
+  partitions = PARTITIONS,
 ): Promise<HitCounterKafkaResult> {
-  // The hit counter's topics have fixed names: start from empty ones.
+  const id = `bench-hits-${client}-${Date.now().toString(36)}`
+  const hitsTopic = `${id}-hits`
   const admin = kafka(brokers).admin()
   await admin.connect()
-  const existing = new Set(await admin.listTopics())
-  const stale = ['hit_count', 'count_topic'].filter((t) => existing.has(t))
-  if (stale.length) await admin.deleteTopics({ topics: stale })
+  await admin.createTopics({
+    topics: [{ topic: hitsTopic, numPartitions: partitions }],
+    waitForLeaders: true,
+  })
   await admin.disconnect()
-  const id = `bench-hits-${Date.now().toString(36)}`
+  const produced = await produceHits({ broker: brokers, count: n, users: 100, topic: hitsTopic })
+  const expected = expectedCounts(produced.hits)
+  const want = [...expected.values()].reduce((a, b) => a + b, 0)
   const { app, counts } = createHitCounter({
     broker: brokers,
     id,
+    hitsTopic,
+    countTopic: `${id}-count`,
     processingGuarantee: guarantee,
-    app: { web: false, transport: client },
+    app: { web: false, transport: client, logger: 'warn' },
   })
-  await app.start()
   const started = performance.now()
-  const produced = await produceHits({ broker: brokers, count: n, users: 100 })
-  const expected = expectedCounts(produced.hits)
-  const want = [...expected.values()].reduce((a, b) => a + b, 0)
+  await app.start()
   let total = 0
   const deadline = Date.now() + 300_000
   while (Date.now() < deadline) {
@@ -262,10 +275,13 @@ export async function hitCounterKafkaBench(
   const endToEndMs = performance.now() - started
   let countsMatch = total === want
   for (const [u, c] of expected) if ((await counts.get(u)) !== c) countsMatch = false
+  const producers = app.worker?.transactionProducers()?.producers
   await app.stop()
   return {
     client,
     guarantee,
+    partitions,
+    producers,
     events: n,
     produceMs: produced.ms,
     endToEndMs,
