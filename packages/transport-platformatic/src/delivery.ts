@@ -42,6 +42,12 @@ interface PartitionState {
   epoch: number
   /** An `onBatch` of the partition is in progress. */
   busy: boolean
+  /** While busy: the offset after the records being delivered, where the next fetch starts. */
+  ahead: number | undefined
+  /** The next fetch, made while busy (one ahead): delivered when the busy one is done. */
+  prefetched: { answer: PartitionAnswer; offset: number } | undefined
+  /** A fetch of the partition is in flight. */
+  fetching: boolean
 }
 
 export class Delivery {
@@ -81,7 +87,17 @@ export class Delivery {
       const key = tpKey(tp.topic, tp.partition)
       const seeked = this.seeks.get(key)
       this.seeks.delete(key)
-      this.partitions.set(key, { tp, key, position: seeked, reset: false, epoch: ++this.epochs, busy: false })
+      this.partitions.set(key, {
+        tp,
+        key,
+        position: seeked,
+        reset: false,
+        epoch: ++this.epochs,
+        busy: false,
+        ahead: undefined,
+        prefetched: undefined,
+        fetching: false,
+      })
     }
     this.wake()
   }
@@ -107,6 +123,7 @@ export class Delivery {
       state.position = offset
       state.reset = false
       state.epoch = ++this.epochs
+      state.prefetched = undefined
     }
     this.wake()
   }
@@ -122,8 +139,14 @@ export class Delivery {
     while (this.running) {
       try {
         await this.resolvePositions()
+        // Idle partitions from their position, and busy ones one fetch ahead (from where the records
+        // being delivered end), so the network works while the runtime does.
         const wanted = [...this.partitions.values()].filter(
-          (s) => s.position !== undefined && !s.busy && this.guard.deliverable(s.key),
+          (s) =>
+            s.position !== undefined &&
+            !s.fetching &&
+            this.guard.deliverable(s.key) &&
+            (!s.busy || (s.ahead !== undefined && s.prefetched === undefined)),
         )
         if (wanted.length === 0) {
           await this.idle(250)
@@ -194,19 +217,25 @@ export class Delivery {
     metadata: ClusterMetadata,
     states: PartitionState[],
   ): Promise<void> {
-    const asked = states.map((s) => ({ state: s, epoch: s.epoch, offset: s.position! }))
-    const answers = await fetchFrom(
-      this.client,
-      broker,
-      metadata,
-      asked.map(({ state, offset }) => ({
-        topic: state.tp.topic,
-        partition: state.tp.partition,
-        offset,
-        maxBytes: this.settings.maxBytesPerPartition,
-      })),
-      this.settings,
-    )
+    const asked = states.map((s) => ({ state: s, epoch: s.epoch, offset: s.busy ? s.ahead! : s.position! }))
+    for (const { state } of asked) state.fetching = true
+    let answers: PartitionAnswer[]
+    try {
+      answers = await fetchFrom(
+        this.client,
+        broker,
+        metadata,
+        asked.map(({ state, offset }) => ({
+          topic: state.tp.topic,
+          partition: state.tp.partition,
+          offset,
+          maxBytes: this.settings.maxBytesPerPartition,
+        })),
+        this.settings,
+      )
+    } finally {
+      for (const { state } of asked) state.fetching = false
+    }
     let transient = false
     for (const answer of answers) {
       const request = asked.find(
@@ -253,6 +282,7 @@ export class Delivery {
       return
     }
     state.busy = true
+    state.ahead = next
     void (async () => {
       try {
         for (let i = 0; i < records.length; i += this.maxBatchSize) {
@@ -278,6 +308,13 @@ export class Delivery {
         if (this.current(state, epoch)) state.position = Math.max(state.position!, next)
       } finally {
         state.busy = false
+        state.ahead = undefined
+        const ahead = state.prefetched
+        state.prefetched = undefined
+        // The fetch ahead starts where this delivery ended: deliver it now (else it is dropped).
+        if (ahead !== undefined && this.current(state, epoch) && state.position === ahead.offset) {
+          if (this.guard.deliverable(state.key)) this.deliver(state, epoch, ahead.answer)
+        }
         this.wake()
       }
     })()
