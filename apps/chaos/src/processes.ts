@@ -106,9 +106,9 @@ export class WorkerProcess {
    */
   restarts = 0
   /**
-   * kafkajs' own error lines for a request the broker refused as larger than the topic's
-   * `max.message.bytes` (MESSAGE_TOO_LARGE), one or two per failed request; Mephisto's own lines
-   * quoting the error are not counted. They show that a fault really failed sends.
+   * Dead-letter writes the broker refused as larger than the topic's `max.message.bytes`
+   * (MESSAGE_TOO_LARGE), counted from Mephisto's own warning for each failed attempt (the same
+   * whatever the Kafka client). They show that a fault really failed sends.
    */
   tooLargeErrors = 0
   /** Late table writes of a timed-out event, refused or not (see LATE_WRITE_REFUSED). */
@@ -240,7 +240,11 @@ export class WorkerProcess {
     this.partialLine = lines.pop() ?? ''
     for (const line of lines) {
       if (/starting a new worker \(restart \d+/.test(line)) this.restarts++
-      if (/kafkajs \[\w+\] The request included a message larger than the max message size/.test(line))
+      // Mephisto's own warning, whatever the Kafka client: each failed write of a dead letter.
+      if (
+        /writing a dead letter to \S+ failed; trying again/.test(line) &&
+        /too large|TOO_LARGE|larger than/i.test(line)
+      )
         this.tooLargeErrors++
       if (line.includes(LATE_WRITE_REFUSED)) this.lateWritesRefused++
       if (line.includes(LATE_WRITE_NOT_REFUSED)) this.lateWritesNotRefused++

@@ -394,7 +394,7 @@ export function dlqOutage(s: Settings, guarantee: Guarantee): Promise<Result> {
         const at = Date.now()
         refused = tooLarge() - refusedBefore
         run.notes.push(
-          `DLQ unwritable ${outageMs / 1000} s: ${refused} MESSAGE_TOO_LARGE error(s) from kafkajs`,
+          `DLQ unwritable ${outageMs / 1000} s: ${refused} dead-letter write(s) refused as too large`,
         )
         // From the end of the outage: the worker must get past the poison it could not write.
         run.recoverMs.push(await timeToProgress(t, run.n, at, 120_000))
