@@ -46,8 +46,8 @@ describe('app options', () => {
     expect(() => resolveAppOptions({ id: 'a', standbyIntervalMs: 1.5 })).toThrow(/standbyIntervalMs/)
     expect(() => resolveAppOptions({ id: 'a', drainTimeoutMs: -1 })).toThrow(/drainTimeoutMs/)
     expect(() => resolveAppOptions({ id: 'a', autoOffsetReset: 'first' as never })).toThrow(/autoOffsetReset/)
-    expect(() => resolveAppOptions({ id: 'a', transport: 'kafka' as never })).toThrow(
-      /transport must be a function/,
+    expect(() => resolveAppOptions({ id: 'a', transport: 42 as never })).toThrow(
+      /transport must be a client name .* or a function/,
     )
     expect(() => resolveAppOptions({ id: 'no spaces' })).toThrow(/App needs an id/)
   })

@@ -59,7 +59,9 @@ async function startWorker(n: Names): Promise<{ worker: Running; url: string }> 
   const worker = start(cliMain, ['-A', appModule, 'worker', '--web-port', '0', '-l', 'warn'], { env: n.env })
   await worker.waitFor(/┌─ tables/)
   expect(worker.stdout()).toMatch(new RegExp(`│ id\\s+│ ${n.id}\\s+│`))
-  expect(worker.stdout()).toMatch(new RegExp(`│ broker\\s+│ ${kafkaBrokers().replace(/[.]/g, '\\.')}\\s+│`))
+  expect(worker.stdout()).toMatch(
+    new RegExp(`│ broker\\s+│ kafka://${kafkaBrokers().replace(/[.]/g, '\\.')}\\s+│`),
+  )
   const [, url] = await worker.waitFor(/ready: \S+ in [\d.]+ s, web (http:\/\/127\.0\.0\.1:\d+)\//, 90_000)
   const health = await getJson(`${url}/health`)
   expect(health.status).toBe(200)
