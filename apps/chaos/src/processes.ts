@@ -107,8 +107,8 @@ export class WorkerProcess {
   restarts = 0
   /**
    * Dead-letter writes the broker refused as larger than the topic's `max.message.bytes`
-   * (MESSAGE_TOO_LARGE), counted from Mephisto's own warning for each failed attempt (the same
-   * whatever the Kafka client). They show that a fault really failed sends.
+   * (MESSAGE_TOO_LARGE), counted from Mephisto's own line for each failed attempt or failed
+   * transaction (the same whatever the Kafka client). They show that a fault really failed sends.
    */
   tooLargeErrors = 0
   /** Late table writes of a timed-out event, refused or not (see LATE_WRITE_REFUSED). */
@@ -240,9 +240,10 @@ export class WorkerProcess {
     this.partialLine = lines.pop() ?? ''
     for (const line of lines) {
       if (/starting a new worker \(restart \d+/.test(line)) this.restarts++
-      // Mephisto's own warning, whatever the Kafka client: each failed write of a dead letter.
+      // Mephisto's own lines, whatever the Kafka client: each failed write of a dead letter, or
+      // (exactly-once, where dead letters go with the transaction) each transaction that failed.
       if (
-        /writing a dead letter to \S+ failed; trying again/.test(line) &&
+        /writing a dead letter to \S+ failed; trying again|a transaction failed/.test(line) &&
         /too large|TOO_LARGE|larger than/i.test(line)
       )
         this.tooLargeErrors++
