@@ -1,7 +1,7 @@
 import type { AppOptions, ProcessingGuarantee, Store } from '@mephisto/core'
 import { App } from '@mephisto/core'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
-import { monitorFromEnv, storeFromEnv } from './plugins.js'
+import { monitorFromEnv, storeFromEnv, transportFromEnv } from './plugins.js'
 
 export interface Hit {
   userId: string
@@ -122,6 +122,7 @@ export function createHitCounter(options: HitCounterOptions = {}) {
 
 // The module's app, as `mephisto -A src/app.ts worker` runs it: store and monitor from the
 // environment (plugins.ts), both loaded only when asked for.
+await transportFromEnv()
 const hitCounter = createHitCounter({ store: await storeFromEnv() })
 const monitor = await monitorFromEnv()
 if (monitor) hitCounter.app.sensors.add(monitor)

@@ -36,10 +36,16 @@ for (const [k, v] of Object.entries({ count, users, seconds })) {
   }
 }
 
-// Unique per run on Kafka, so a previous run's offsets and counts do not mix in.
+// Unique per run on Kafka (app, topics), so a previous run's events, offsets and counts do not mix in.
 const broker = process.env.KAFKA_BROKERS ?? 'memory://'
 const runId = broker.startsWith('memory://') ? '' : `-${Date.now().toString(36)}`
-const { app, counts, countHits } = createHitCounter({ broker, id: `hit-counter${runId}` })
+const hitsTopic = `hit_count${runId}`
+const { app, counts, countHits } = createHitCounter({
+  broker,
+  id: `hit-counter${runId}`,
+  hitsTopic,
+  countTopic: `count_topic${runId}`,
+})
 const log = (s: string): void => void process.stdout.write(`${s}\n`)
 
 let stopping = false
@@ -61,6 +67,7 @@ const controller = new AbortController()
 const deadline = setTimeout(() => controller.abort(), seconds * 1000)
 const produced = await produceHits({
   broker,
+  topic: hitsTopic,
   count,
   users,
   rate: Number(values.rate),

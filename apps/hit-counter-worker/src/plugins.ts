@@ -4,6 +4,7 @@
 //   MEPHISTO_STORE=memory (default) | rocksdb      MEPHISTO_STORE_PATH=./data (rocksdb's directory)
 //   MEPHISTO_MONITOR=none (default) | prometheus | datadog
 //   MEPHISTO_METRICS_PREFIX=hit_counter   DD_AGENT_HOST=127.0.0.1   DD_DOGSTATSD_PORT=8125   DD_TAGS=env:dev,team:x
+//   MEPHISTO_TRANSPORT=kafkajs (default) | platformatic (the Kafka client, for Kafka brokers)
 import type { Sensor, Store } from '@mephisto/core'
 
 type Env = Record<string, string | undefined>
@@ -22,6 +23,17 @@ async function importPlugin<T>(name: string, why: string): Promise<T> {
     }
     throw err
   }
+}
+
+/**
+ * MEPHISTO_TRANSPORT=<name>: imports `@mephisto/transport-<name>`, which registers its Kafka client
+ * (the app then picks it up from the same variable). The mephisto CLI does this itself; the demo
+ * and other entry points that are not the CLI need it here.
+ */
+export async function transportFromEnv(env: Env = process.env): Promise<void> {
+  const name = env.MEPHISTO_TRANSPORT?.trim()
+  if (!name || name === 'kafkajs') return
+  await importPlugin(`@mephisto/transport-${name}`, `MEPHISTO_TRANSPORT=${name}`)
 }
 
 /** The table store: `memory://` unless MEPHISTO_STORE=rocksdb. */
