@@ -85,6 +85,14 @@ export type { Store, StoreWrite, TableStore, TableStoreSpec } from './stores/sto
 export type { StickyMember, StickyPlan } from './transport/assignment.js'
 export { stickyCopartitionedAssignment } from './transport/assignment.js'
 export type { TransportOptions } from './transport/createTransport.js'
+export type { MemberData } from './transport/assignmentData.js'
+export {
+  COPARTITIONED_ASSIGNER,
+  decodeAssignmentData,
+  decodeMemberData,
+  encodeAssignmentData,
+  encodeMemberData,
+} from './transport/assignmentData.js'
 export {
   createTransport,
   DEFAULT_KAFKA_CLIENT,

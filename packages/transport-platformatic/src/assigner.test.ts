@@ -1,6 +1,6 @@
+import type { MemberData } from '@mephisto/core'
 import { decodeConsumerProtocolAssignment, encodeConsumerProtocolSubscription } from '@platformatic/kafka'
 import { describe, expect, it } from 'vitest'
-import type { MemberData } from './assigner.js'
 import { assignGroup, decodeAssignment, encodeSubscription, subscribedTopics } from './assigner.js'
 
 const member = (memberId: string, topics: string[], data: Partial<MemberData> = {}) => ({

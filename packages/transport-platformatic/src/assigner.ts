@@ -5,8 +5,14 @@
  * consumer protocol v0, the same user-data JSON), so kafkajs and platformatic workers can share a
  * group. The dealing rule itself is core's `stickyCopartitionedAssignment`.
  */
-import type { TopicPartition } from '@mephisto/core'
-import { stickyCopartitionedAssignment } from '@mephisto/core'
+import type { MemberData, TopicPartition } from '@mephisto/core'
+import {
+  decodeAssignmentData,
+  decodeMemberData,
+  encodeAssignmentData,
+  encodeMemberData,
+  stickyCopartitionedAssignment,
+} from '@mephisto/core'
 import {
   decodeConsumerProtocolAssignment,
   decodeConsumerProtocolSubscription,
@@ -14,19 +20,7 @@ import {
   encodeConsumerProtocolSubscription,
 } from '@platformatic/kafka'
 
-/** The protocol name every member of a Mephisto group announces (the kafkajs transport's too). */
-export const COPARTITIONED_ASSIGNER = 'MephistoCopartitioned'
 const PROTOCOL_VERSION = 0
-
-/** What a member tells the leader in its subscription's user data. */
-export interface MemberData {
-  /** Partition numbers it holds now (so the plan can leave them where they are). */
-  owned: number[]
-  /** Partition numbers it keeps standby copies of now. */
-  standby: number[]
-  /** Standby copies per partition number its app asks for. */
-  standbyReplicas: number
-}
 
 /** A member of the group as the JoinGroup response lists it to the leader. */
 export interface JoinedMember {
@@ -41,30 +35,13 @@ export interface MemberAssignment {
   standby: number[] | undefined
 }
 
-const numbers = (v: unknown): number[] => (Array.isArray(v) ? v.filter(Number.isInteger) : [])
-
 /** The subscription a member joins with. */
 export function encodeSubscription(topics: readonly string[], data: MemberData): Buffer {
   return encodeConsumerProtocolSubscription({
     version: PROTOCOL_VERSION,
     topics: [...topics],
-    userData: Buffer.from(JSON.stringify(data)),
+    userData: encodeMemberData(data),
   })
-}
-
-function decodeMemberData(userData: Buffer | null | undefined): MemberData {
-  try {
-    const data = JSON.parse(userData?.toString() || '{}') as Partial<Record<keyof MemberData, unknown>>
-    const replicas = data.standbyReplicas
-    return {
-      owned: numbers(data.owned),
-      standby: numbers(data.standby),
-      standbyReplicas: Number.isInteger(replicas) && (replicas as number) > 0 ? (replicas as number) : 0,
-    }
-  } catch {
-    // A member of another version or client: it holds nothing we know of.
-    return { owned: [], standby: [], standbyReplicas: 0 }
-  }
 }
 
 /** Every topic some member subscribes to: the leader needs their partition counts. */
@@ -104,7 +81,7 @@ export function assignGroup(
       assignment: encodeConsumerProtocolAssignment({
         version: PROTOCOL_VERSION,
         assignedPartitions: [...byTopic].map(([topic, list]) => ({ topic, partitions: list })),
-        userData: Buffer.from(JSON.stringify({ standby: plan.standby.get(memberId) ?? [] })),
+        userData: encodeAssignmentData(plan.standby.get(memberId) ?? []),
       }),
     }
   })
@@ -117,15 +94,5 @@ export function decodeAssignment(buffer: Buffer): MemberAssignment {
   for (const { topic, partitions: list } of assignedPartitions) {
     for (const partition of [...list].sort((a, b) => a - b)) partitions.push({ topic, partition })
   }
-  return { partitions, standby: decodeStandby(userData) }
-}
-
-function decodeStandby(userData: Buffer | null | undefined): number[] | undefined {
-  if (!userData || userData.length === 0) return undefined
-  try {
-    const data = JSON.parse(userData.toString()) as { standby?: unknown }
-    return Array.isArray(data.standby) ? numbers(data.standby) : undefined
-  } catch {
-    return undefined
-  }
+  return { partitions, standby: decodeAssignmentData(userData) }
 }

@@ -5,16 +5,10 @@
  * commit; it tells its host what the group decided.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Logger, MephistoError } from '@mephisto/core'
-import { BrokerError, ConfigurationError } from '@mephisto/core'
-import type { MemberAssignment, MemberData } from './assigner.js'
-import {
-  assignGroup,
-  COPARTITIONED_ASSIGNER,
-  decodeAssignment,
-  encodeSubscription,
-  subscribedTopics,
-} from './assigner.js'
+import type { Logger, MemberData, MephistoError } from '@mephisto/core'
+import { BrokerError, COPARTITIONED_ASSIGNER, ConfigurationError } from '@mephisto/core'
+import type { MemberAssignment } from './assigner.js'
+import { assignGroup, decodeAssignment, encodeSubscription, subscribedTopics } from './assigner.js'
 import type { KafkaClient } from './client.js'
 import type { GroupCoordinator } from './coordinator.js'
 import { hasKafkaError, isNetworkError, mayRetry, messageOf } from './errors.js'

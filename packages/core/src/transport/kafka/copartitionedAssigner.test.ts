@@ -1,11 +1,8 @@
 import type { Cluster } from 'kafkajs'
 import kafkajs from 'kafkajs'
 import { describe, expect, it } from 'vitest'
-import {
-  COPARTITIONED_ASSIGNER,
-  copartitionedAssigner,
-  decodeAssignmentData,
-} from './copartitionedAssigner.js'
+import { COPARTITIONED_ASSIGNER, decodeAssignmentData } from '../assignmentData.js'
+import { copartitionedAssigner } from './copartitionedAssigner.js'
 
 const { AssignerProtocol } = kafkajs
 

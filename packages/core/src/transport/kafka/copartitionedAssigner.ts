@@ -6,58 +6,15 @@
 import type { Assigner, Cluster, PartitionAssigner } from 'kafkajs'
 import kafkajs from 'kafkajs'
 import { stickyCopartitionedAssignment } from '../assignment.js'
+import type { MemberData } from '../assignmentData.js'
+import {
+  COPARTITIONED_ASSIGNER,
+  decodeMemberData,
+  encodeAssignmentData,
+  encodeMemberData,
+} from '../assignmentData.js'
 
 const { AssignerProtocol } = kafkajs
-
-/** The protocol name every member of a Mephisto group announces. */
-export const COPARTITIONED_ASSIGNER = 'MephistoCopartitioned'
-
-/** What a member tells the group leader when it joins, in its subscription's user data. */
-interface MemberData {
-  /** Partition numbers it holds now (so the plan can leave them where they are). */
-  owned: number[]
-  /** Partition numbers it keeps standby copies of now (a promoted copy has the table's state). */
-  standby: number[]
-  /** Standby copies per partition number the member's app asks for. */
-  standbyReplicas: number
-}
-
-/** What the leader tells each member beside its partitions, in its assignment's user data. */
-interface AssignmentData {
-  /** Partition numbers the member keeps standby copies of. */
-  standby: number[]
-}
-
-const numbers = (v: unknown): number[] => (Array.isArray(v) ? v.filter(Number.isInteger) : [])
-
-function decodeMemberData(userData: Buffer | undefined): MemberData {
-  try {
-    const data = JSON.parse(userData?.toString() || '{}') as Partial<Record<keyof MemberData, unknown>>
-    const replicas = data.standbyReplicas
-    return {
-      owned: numbers(data.owned),
-      standby: numbers(data.standby),
-      standbyReplicas: Number.isInteger(replicas) && (replicas as number) > 0 ? (replicas as number) : 0,
-    }
-  } catch {
-    // A member of another version (or another client): it holds nothing we know of.
-    return { owned: [], standby: [], standbyReplicas: 0 }
-  }
-}
-
-/**
- * The standby partition numbers in a member assignment's user data, or undefined when the leader
- * sent none (a leader of an older version: then the member follows every partition it lacks).
- */
-export function decodeAssignmentData(userData: Buffer | null | undefined): number[] | undefined {
-  if (!userData || userData.length === 0) return undefined
-  try {
-    const data = JSON.parse(userData.toString()) as Partial<Record<keyof AssignmentData, unknown>>
-    return Array.isArray(data.standby) ? numbers(data.standby) : undefined
-  } catch {
-    return undefined
-  }
-}
 
 export interface CopartitionedAssignerOptions {
   /**
@@ -104,13 +61,12 @@ export function copartitionedAssigner(options: CopartitionedAssignerOptions = {}
           // kafkajs wants topic -> partitions; a member's partitions come topic by topic.
           const assignment: Record<string, number[]> = {}
           for (const { topic, partition } of partitions) (assignment[topic] ??= []).push(partition)
-          const data: AssignmentData = { standby: plan.standby.get(memberId) ?? [] }
           return {
             memberId,
             memberAssignment: AssignerProtocol.MemberAssignment.encode({
               version: assigner.version,
               assignment,
-              userData: Buffer.from(JSON.stringify(data)),
+              userData: encodeAssignmentData(plan.standby.get(memberId) ?? []),
             }),
           }
         })
@@ -126,7 +82,7 @@ export function copartitionedAssigner(options: CopartitionedAssignerOptions = {}
           metadata: AssignerProtocol.MemberMetadata.encode({
             version: assigner.version,
             topics,
-            userData: Buffer.from(JSON.stringify(data)),
+            userData: encodeMemberData(data),
           }),
         }
       },

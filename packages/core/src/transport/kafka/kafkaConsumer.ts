@@ -6,6 +6,7 @@ import type { Consumer, ConsumerConfig, ConsumerRunConfig, Kafka } from 'kafkajs
 import { deferred } from '../../base/deferred.js'
 import { BrokerError } from '../../base/errors.js'
 import type { Logger } from '../../base/logger.js'
+import { decodeAssignmentData } from '../assignmentData.js'
 import { handlerFailure } from '../handlerFailure.js'
 import type {
   CommitOffset,
@@ -18,7 +19,7 @@ import type {
 import { BatchDelivery } from './batchDelivery.js'
 import type { ConsumerSettings } from './consumerConfig.js'
 import { consumerSettings, kafkajsConsumerConfig, kafkajsRunConfig } from './consumerConfig.js'
-import { copartitionedAssigner, decodeAssignmentData } from './copartitionedAssigner.js'
+import { copartitionedAssigner } from './copartitionedAssigner.js'
 import { commitOffsets, committedOffsets } from './groupOffsets.js'
 import { Heartbeat } from './heartbeat.js'
 import { mayRetry, messageOf } from './kafkaErrors.js'
