@@ -21,7 +21,7 @@ export type ClientOptions = Partial<Omit<BaseOptions, 'bootstrapBrokers'>>
 
 type Callback<T> = (error: Error | null, value?: T) => void
 /** The shape of every protocol API platformatic returns from `kGetApi`: arguments, then a callback. */
-type ProtocolApi = ((connection: Connection, ...args: unknown[]) => void) & { version: number }
+export type ProtocolApi = ((connection: Connection, ...args: unknown[]) => void) & { version: number }
 
 /**
  * A connection set to a cluster: the negotiated protocol versions, one socket per broker, and the
@@ -47,12 +47,16 @@ export class KafkaClient {
    * carrying error codes rejects with a `ResponseError` whose `response` holds the whole answer.
    */
   call<T>(name: string, connection: Connection, ...args: unknown[]): Promise<T> {
+    return new Promise<ProtocolApi>((resolve, reject) => {
+      this.api(name, (error, api) => (error ? reject(error) : resolve(api!)))
+    }).then((api) => this.callApi<T>(api, connection, ...args))
+  }
+
+  /** Calls a protocol API object of our own (fetchResponse.ts) on `connection`; rejects like {@link call}. */
+  callApi<T>(api: ProtocolApi, connection: Connection, ...args: unknown[]): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.api(name, (error, api) => {
-        if (error) return reject(error)
-        api!(connection, ...args, ((err: Error | null, response?: T) =>
-          err ? reject(err) : resolve(response as T)) satisfies Callback<T>)
-      })
+      api(connection, ...args, ((err: Error | null, response?: T) =>
+        err ? reject(err) : resolve(response as T)) satisfies Callback<T>)
     })
   }
 

@@ -273,7 +273,7 @@ export class Delivery {
     const { records, next } = decodeBatches(
       answer.topic,
       answer.partition,
-      answer.batches,
+      answer.recordSet,
       answer.abortedTransactions,
       state.position!,
     )

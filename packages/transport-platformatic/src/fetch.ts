@@ -3,9 +3,11 @@
  * batches or its error. Group consumers and range reads share it. It does not decode records,
  * track positions or retry.
  */
-import type { Broker, ClusterMetadata, RecordsBatch } from '@platformatic/kafka'
+import type { Broker, ClusterMetadata } from '@platformatic/kafka'
 import { protocolErrorsCodesById } from '@platformatic/kafka'
 import type { KafkaClient } from './client.js'
+import type { FetchResponse } from './fetchResponse.js'
+import { fetchApi } from './fetchResponse.js'
 import type { AbortedTransaction } from './records.js'
 
 const READ_COMMITTED = 1
@@ -38,22 +40,8 @@ export interface PartitionAnswer {
   lastStableOffset: number
   logStartOffset: number
   abortedTransactions: AbortedTransaction[] | null
-  batches: RecordsBatch[]
-}
-
-interface RawPartition {
-  partitionIndex: number
-  errorCode: number
-  highWatermark: bigint
-  lastStableOffset: bigint
-  logStartOffset: bigint
-  abortedTransactions: AbortedTransaction[] | null
-  records?: RecordsBatch[] | null
-}
-
-interface RawResponse {
-  errorCode: number
-  responses: { topicId: string; partitions: RawPartition[] }[]
+  /** The partition's record batches, undecoded (records.ts decodes them). */
+  recordSet: Buffer
 }
 
 /**
@@ -88,10 +76,17 @@ export async function fetchFrom(
     })),
   }))
   const connection = await client.connection(broker)
-  let response: RawResponse
+  const version = await client.version('Fetch')
+  const api = fetchApi(version)
+  if (api === undefined) {
+    throw new Error(
+      `The broker answers Fetch at version ${version} at most; this transport reads Fetch 13 to 17 (Kafka 3.1 and later).`,
+    )
+  }
+  let response: FetchResponse
   try {
-    response = await client.call<RawResponse>(
-      'Fetch',
+    response = await client.callApi<FetchResponse>(
+      api,
       connection,
       limits.maxWaitTime,
       1,
@@ -105,13 +100,12 @@ export async function fetchFrom(
     )
   } catch (error) {
     // Partition errors come as a ResponseError carrying the whole answer; other partitions' data is in it.
-    const partial = (error as { response?: RawResponse }).response
+    const partial = (error as { response?: FetchResponse }).response
     if (partial === undefined || partial.errorCode !== 0 || !Array.isArray(partial.responses)) throw error
     response = partial
   }
   const answers: PartitionAnswer[] = []
   for (const { topicId, partitions } of response.responses) {
-    // Fetch v12 and older name topics instead of giving their ids.
     const topic = ids.get(topicId) ?? topicId
     for (const p of partitions) {
       answers.push({
@@ -122,7 +116,7 @@ export async function fetchFrom(
         lastStableOffset: Number(p.lastStableOffset),
         logStartOffset: Number(p.logStartOffset),
         abortedTransactions: p.abortedTransactions,
-        batches: p.records ?? [],
+        recordSet: p.recordSet,
       })
     }
   }

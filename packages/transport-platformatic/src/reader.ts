@@ -111,7 +111,15 @@ export class RangeReader {
     answer: PartitionAnswer,
     onRecords: (records: RawRecord[]) => void | Promise<void>,
   ): Promise<void> {
-    if (answer.batches.length === 0) {
+    const { records, next, batches } = decodeBatches(
+      range.topic,
+      range.partition,
+      answer.recordSet,
+      answer.abortedTransactions,
+      range.position,
+      range.to,
+    )
+    if (batches === 0) {
       // Nothing at our position: either the range asks for more than the log holds, or the rest is
       // an open transaction (read committed stops at the last stable offset) and we wait.
       if (range.position >= answer.highWatermark && range.to > answer.highWatermark) {
@@ -122,14 +130,6 @@ export class RangeReader {
       }
       return
     }
-    const { records, next } = decodeBatches(
-      range.topic,
-      range.partition,
-      answer.batches,
-      answer.abortedTransactions,
-      range.position,
-      range.to,
-    )
     range.position = Math.max(range.position, next)
     if (records.length > 0) await onRecords(records)
   }
