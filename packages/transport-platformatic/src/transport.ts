@@ -18,7 +18,6 @@ import type {
 } from '@mephisto/core'
 import { BrokerError, consoleLogger } from '@mephisto/core'
 import type { ProducerOptions as PlatformaticProducerOptions } from '@platformatic/kafka'
-import { Producer } from '@platformatic/kafka'
 import { PlatformaticAdmin } from './admin.js'
 import { KafkaClient } from './client.js'
 import { PlatformaticConsumer } from './consumer.js'
@@ -27,6 +26,7 @@ import { hasKafkaError, mayRetry, messageOf } from './errors.js'
 import { defaultInstanceId } from './instanceId.js'
 import type { PlatformaticOptions, Settings } from './options.js'
 import { resolveSettings } from './options.js'
+import { EncodingProducer } from './produceRequest.js'
 import { PlatformaticProducer } from './producer.js'
 import { RangeReader } from './reader.js'
 import type { OffsetCommitter } from './transactions.js'
@@ -108,7 +108,7 @@ export class PlatformaticTransport implements Transport {
 
   producer(options?: ProducerOptions): TransportProducer {
     const producer = new PlatformaticProducer(
-      new Producer<Buffer, Buffer, Buffer, Buffer>({
+      new EncodingProducer<Buffer, Buffer, Buffer, Buffer>({
         ...this.producerOptions(),
         autocreateTopics: false,
         // Idempotent when every replica acknowledges (as Kafka's Java client is by default): a request
@@ -174,7 +174,7 @@ export class PlatformaticTransport implements Transport {
     const deadline = Date.now() + FENCE_WAIT_MS
     for (;;) {
       const producer = new PlatformaticTransactionalProducer(
-        new Producer<Buffer, Buffer, Buffer, Buffer>({
+        new EncodingProducer<Buffer, Buffer, Buffer, Buffer>({
           ...this.producerOptions(),
           autocreateTopics: false,
           idempotent: true,
