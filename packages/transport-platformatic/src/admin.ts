@@ -5,6 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CommitOffset, TopicPartition, TopicSpec, TransportAdmin } from '@mephisto/core'
 import { BrokerError } from '@mephisto/core'
+import { protocolErrorsCodesById } from '@platformatic/kafka'
 import type { KafkaClient } from './client.js'
 import { hasKafkaError, isUnknownTopic, LEADER_MOVED, mayRetry, messageOf } from './errors.js'
 
@@ -12,6 +13,31 @@ import { hasKafkaError, isUnknownTopic, LEADER_MOVED, mayRetry, messageOf } from
 const INTERNAL_TOPICS = new Set(['__consumer_offsets', '__transaction_state', '__cluster_metadata'])
 /** How long a just-created topic's partitions may take to get a leader. */
 const LEADER_WAIT_MS = 30_000
+
+/** How long the controller may take to create topics before answering REQUEST_TIMED_OUT. */
+const CREATE_TIMEOUT_MS = 30_000
+const TOPIC_ALREADY_EXISTS = 36
+const NOT_CONTROLLER = 41
+/** CreateTopics errors worth a restart: the cluster is busy or moving, not refusing. */
+const RETRIABLE_CREATE = new Set([7, 41, 15, 8])
+
+interface CreateTopicRequest {
+  name: string
+  numPartitions: number
+  replicationFactor: number
+  assignments: never[]
+  configs: { name: string; value: string }[]
+}
+
+interface CreateTopicsResponse {
+  topics: { name: string; errorCode: number; errorMessage: string | null }[]
+}
+
+interface CreateTopicFailure {
+  name: string
+  code: number
+  message: string
+}
 
 const EARLIEST = -2n
 const LATEST = -1n
@@ -25,30 +51,84 @@ export class PlatformaticAdmin implements TransportAdmin {
     private readonly url: string,
   ) {}
 
+  /**
+   * Creates the missing topics in one CreateTopics request at the controller, each with its own
+   * configs (platformatic's `createTopics` gives every topic of a request the same configs, and
+   * one request per topic made an app with ten internal topics wait 300 ms on one broker).
+   */
   async ensureTopics(topics: TopicSpec[]): Promise<void> {
     if (topics.length === 0) return
     const existing = new Set(await this.rawTopics())
     const missing = [...new Map(topics.filter((t) => !existing.has(t.name)).map((t) => [t.name, t])).values()]
     if (missing.length === 0) return
-    await Promise.all(
-      missing.map(async (spec) => {
-        try {
-          await this.client.admin.createTopics({
-            topics: [{ topic: spec.name, partitions: spec.partitions, replicas: spec.replicas ?? 1 }],
-            configs: Object.entries(topicConfig(spec)).map(([name, value]) => ({ name, value })),
-          })
-        } catch (error) {
-          // Another worker won the race: its topic is as good as ours.
-          if (hasKafkaError(error, 'TOPIC_ALREADY_EXISTS')) return
-          throw new BrokerError(
-            `Cannot create topic ${spec.name} on ${this.url}: ${messageOf(error)}. Check the partition count ` +
-              'and replication factor (no more replicas than brokers) and that this client may create topics.',
-            { cause: error, retriable: mayRetry(error) },
-          )
-        }
-      }),
-    )
+    const requests = missing.map((spec) => ({
+      name: spec.name,
+      numPartitions: spec.partitions,
+      replicationFactor: spec.replicas ?? 1,
+      assignments: [],
+      configs: Object.entries(topicConfig(spec)).map(([name, value]) => ({ name, value })),
+    }))
+    for (let attempt = 1; ; attempt++) {
+      const failed = await this.createTopics(requests)
+      const notController = failed.filter((f) => f.code === NOT_CONTROLLER)
+      if (notController.length > 0 && notController.length === failed.length && attempt < 3) {
+        // The controller moved: ask the cluster again where it is.
+        this.client.clearMetadata()
+        continue
+      }
+      if (failed.length > 0) {
+        const what = failed.map((f) => `${f.name}: ${f.message}`).join('; ')
+        throw new BrokerError(
+          `Cannot create topic(s) on ${this.url}: ${what}. Check the partition count and replication factor ` +
+            '(no more replicas than brokers) and that this client may create topics.',
+          { retriable: failed.every((f) => RETRIABLE_CREATE.has(f.code)) },
+        )
+      }
+      break
+    }
     await this.waitForLeaders(missing.map((t) => t.name))
+  }
+
+  /** One CreateTopics request; the topics that failed, other than those that already exist. */
+  private async createTopics(requests: CreateTopicRequest[]): Promise<CreateTopicFailure[]> {
+    const metadata = await this.client.metadata([])
+    const controller = metadata.brokers.get(metadata.controllerId)
+    let response: CreateTopicsResponse
+    try {
+      const connection = controller
+        ? await this.client.connection(controller)
+        : await this.client.anyConnection()
+      response = await this.client.call<CreateTopicsResponse>(
+        'CreateTopics',
+        connection,
+        requests,
+        CREATE_TIMEOUT_MS,
+        false,
+      )
+    } catch (error) {
+      // Per-topic errors come as a ResponseError carrying the whole answer.
+      const partial = (error as { response?: CreateTopicsResponse }).response
+      if (partial === undefined || !Array.isArray(partial.topics)) {
+        throw new BrokerError(
+          `Cannot create topic(s) ${requests.map((r) => r.name).join(', ')} on ${this.url}: ${messageOf(error)}.`,
+          { cause: error, retriable: mayRetry(error) },
+        )
+      }
+      response = partial
+    }
+    const failed: CreateTopicFailure[] = []
+    for (const t of response.topics) {
+      // Another worker won the race: its topic is as good as ours.
+      if (t.errorCode === 0 || t.errorCode === TOPIC_ALREADY_EXISTS) continue
+      const id =
+        (protocolErrorsCodesById as Record<number, string>)[t.errorCode] ?? `KAFKA_ERROR_${t.errorCode}`
+      failed.push({
+        name: t.name,
+        code: t.errorCode,
+        message: t.errorMessage ? `${id} (${t.errorMessage})` : id,
+      })
+    }
+    return failed
   }
 
   async partitionCount(topic: string): Promise<number | undefined> {
@@ -210,6 +290,8 @@ export class PlatformaticAdmin implements TransportAdmin {
 
   private async waitForLeaders(topics: string[]): Promise<void> {
     const deadline = Date.now() + LEADER_WAIT_MS
+    // New topics usually have leaders within tens of milliseconds: poll often at first.
+    let pause = 10
     for (;;) {
       try {
         const metadata = await this.client.metadata(topics, true)
@@ -232,7 +314,8 @@ export class PlatformaticAdmin implements TransportAdmin {
           { retriable: true },
         )
       }
-      await sleep(100)
+      await sleep(pause)
+      pause = Math.min(pause * 2, 100)
     }
   }
 

@@ -1,6 +1,6 @@
 import { ConfigurationError } from '@mephisto/core'
 import { describe, expect, it } from 'vitest'
-import { resolveSettings } from './options.js'
+import { defaultRetryDelay, resolveSettings } from './options.js'
 
 const id = () => 'host-w0'
 
@@ -16,6 +16,13 @@ describe('platformatic options', () => {
       maxWaitTime: 500,
     })
     expect(s.producer).toEqual({ acks: -1, compression: undefined })
+    // Retries wait 50 ms, doubling up to 1 s; a given retryDelay wins.
+    expect(s.client.retries).toBe(5)
+    expect(s.client.retryDelay).toBe(defaultRetryDelay)
+    expect([1, 2, 3, 4, 5, 6, 7].map((n) => defaultRetryDelay(null, 'listOffsets', n))).toEqual([
+      50, 100, 200, 400, 800, 1000, 1000,
+    ])
+    expect(resolveSettings('app', { client: { retryDelay: 300 } }, undefined, id).client.retryDelay).toBe(300)
   })
 
   it("carry over what the app's kafkajs options share with this client; platformatic's own win", () => {
