@@ -12,6 +12,8 @@ import { fromHeaders } from './records.js'
 const DEFAULT_BATCH_SIZE = 500
 const DEFAULT_LINGER_MS = 5
 const DEFAULT_MAX_BUFFERED = 10_000
+/** What {@link PlatformaticProducer.send} answers once the record is buffered. */
+const SENT: Promise<void> = Promise.resolve()
 /** Most records in one produce request. */
 export const MAX_REQUEST_RECORDS = 4_000
 
@@ -89,7 +91,26 @@ export class PlatformaticProducer implements TransportProducer {
     this.maxBuffered = positive('maxBufferedRecords', options.maxBufferedRecords ?? DEFAULT_MAX_BUFFERED)
   }
 
-  async send(record: OutgoingRecord): Promise<void> {
+  send(record: OutgoingRecord): Promise<void> {
+    // The common case without a promise of its own: the topic's partition count is known and
+    // there is room in the buffer.
+    const count = this.knownPartitionCounts.get(record.topic)
+    if (count === undefined || this.buffer.length + this.inFlightRecords >= this.maxBuffered) {
+      return this.sendWhenReady(record)
+    }
+    try {
+      this.assertUsable(record.topic)
+      const partition = partitionFor(record, count)
+      this.buffer.push({ message: toMessage(record, partition), partition, waiter: undefined })
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    this.schedule()
+    return SENT
+  }
+
+  /** {@link send} after learning the topic's partition count, or after waiting for room. */
+  private async sendWhenReady(record: OutgoingRecord): Promise<void> {
     const entry = await this.entry(record, undefined)
     while (this.buffer.length + this.inFlightRecords >= this.maxBuffered) {
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve))

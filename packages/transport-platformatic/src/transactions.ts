@@ -88,7 +88,12 @@ export class PlatformaticTransactionalProducer implements TransactionalProducer 
       throw this.broken
     }
     const messages: MessageToProduce[] = []
-    for (const r of records) messages.push(toMessage(r, partitionFor(r, await this.partitionCount(r.topic))))
+    const partitionCounts = new Map<string, number>()
+    for (const r of records) {
+      let count = partitionCounts.get(r.topic)
+      if (count === undefined) partitionCounts.set(r.topic, (count = await this.partitionCount(r.topic)))
+      messages.push(toMessage(r, partitionFor(r, count)))
+    }
     const txn = this.transaction ?? (await this.begin())
     this.transaction = undefined
     const highest = new Map<string, RecordMetadata>()
@@ -98,15 +103,16 @@ export class PlatformaticTransactionalProducer implements TransactionalProducer 
         const chunk = messages.slice(i, i + MAX_REQUEST_RECORDS)
         sent = true
         const result = await txn.send({ messages: chunk })
-        const counts = new Map<string, number>()
-        for (const m of chunk)
-          counts.set(
-            `${m.topic}\u0000${m.partition}`,
-            (counts.get(`${m.topic}\u0000${m.partition}`) ?? 0) + 1,
-          )
+        // Records of one partition were appended in request order from its base offset.
+        const counts = new Map<string, number[]>()
+        for (const m of chunk) {
+          let perPartition = counts.get(m.topic)
+          if (perPartition === undefined) counts.set(m.topic, (perPartition = []))
+          perPartition[m.partition!] = (perPartition[m.partition!] ?? 0) + 1
+        }
         for (const o of result.offsets ?? []) {
           const key = `${o.topic}\u0000${o.partition}`
-          const last = Number(o.offset) + (counts.get(key) ?? 1) - 1
+          const last = Number(o.offset) + (counts.get(o.topic)?.[o.partition] ?? 1) - 1
           const prev = highest.get(key)
           if (prev === undefined || prev.offset < last)
             highest.set(key, { topic: o.topic, partition: o.partition, offset: last })
