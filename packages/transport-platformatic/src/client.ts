@@ -1,7 +1,9 @@
 /**
- * Every reach into @platformatic/kafka below its clients' documented methods, in one place: its
- * exported `Base` client's symbol-keyed members (protocol version negotiation, connections) and
- * its protocol APIs, called by name. client.test.ts pins the version this was written against.
+ * The reach into @platformatic/kafka below its clients' documented methods: its exported `Base`
+ * client's symbol-keyed members (protocol version negotiation, connections) and its protocol APIs,
+ * called by name. Two other seams lean on the same release: encodingProducer.ts (the Producer's
+ * `[kGetApi]` for Produce) and fetchResponse.ts (a Fetch API of our own on platformatic's request
+ * writers). client.test.ts pins the version this was written against.
  * It does not decide anything about groups, offsets or records.
  */
 import type { BaseOptions, Broker, ClusterMetadata, Connection } from '@platformatic/kafka'
@@ -9,7 +11,7 @@ import { Admin, kGetApi, kGetBootstrapConnection, kGetConnection } from '@platfo
 
 /**
  * The @platformatic/kafka release this seam was written against (client.test.ts fails on another).
- * On an upgrade, re-check: the `Base` members used here; whether `InitProducerId` still needs
+ * On an upgrade, re-check: the `Base` members used here; the two seams named above; whether `InitProducerId` still needs
  * -1/-1 from us (transactions.ts, `NEW_PRODUCER`); whether its `Consumer` now sends each member its
  * own assignment user data, reads the one it receives and can close without leaving the group
  * (membership.ts speaks the group protocol itself because 2.12.1 does none of the three).

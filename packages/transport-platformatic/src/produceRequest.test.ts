@@ -16,8 +16,9 @@ import {
   readRecordsBatch,
 } from '@platformatic/kafka'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { EncodingProducer, produceApi } from './encodingProducer.js'
 import type { ProduceApi, ProduceOptions } from './produceRequest.js'
-import { createRequest, EncodingProducer, produceApi } from './produceRequest.js'
+import { createRequest } from './produceRequest.js'
 
 /** platformatic's module of each Produce version, the reference every request is compared with. */
 const PLATFORMATIC = {

@@ -1,6 +1,6 @@
 /**
  * Produce requests (versions 3 to 11, uncompressed) written in one pass into one Buffer, the bytes
- * @platformatic/kafka writes, and the platformatic `Producer` that sends them. platformatic builds
+ * @platformatic/kafka writes (encodingProducer.ts has platformatic's Producer send them). platformatic builds
  * each record in a Writer of its own and concatenates them twice per batch (for the CRC, then for
  * the request); here a request's size is counted first and every record batch is written straight
  * into one `Buffer.allocUnsafe`. It does not compress, parse responses or decide what to send: a
@@ -12,26 +12,12 @@
  * its batch's first one gets Kafka's zigzag varlong delta. platformatic 2.12.1 (its dynamic-buffer
  * zigzags 64-bit values with `>> 31n`) writes a delta that decodes to another timestamp.
  *
- * A seam below platformatic's documented API, like client.ts (whose `PLATFORMATIC_VERSION` pins the
- * release): {@link EncodingProducer} overrides the Base client's `[kGetApi]` for 'Produce'. On an
- * upgrade, re-check that the Producer still gets its produce API there and calls it as
- * `(connection, acks, timeout, messages, options, callback)`; produceRequest.test.ts fails if the
- * bytes platformatic writes have changed.
+ * produceRequest.test.ts fails if the bytes platformatic writes have changed (on an upgrade of
+ * the release client.ts pins).
  */
-import { promisify } from 'node:util'
-import type {
-  API,
-  Callback,
-  Connection,
-  CreateRecordsBatchOptions,
-  MessageRecord,
-  Reader,
-} from '@platformatic/kafka'
+import type { API, CreateRecordsBatchOptions, MessageRecord, Reader } from '@platformatic/kafka'
 import {
   crc32c,
-  createAPI,
-  kGetApi,
-  Producer,
   produceV3,
   produceV4,
   produceV5,
@@ -45,10 +31,10 @@ import {
 } from '@platformatic/kafka'
 
 /** A Produce response as platformatic parses it (v11's type covers the older ones'). */
-type ProduceResponse = produceV11.ProduceResponse
+export type ProduceResponse = produceV11.ProduceResponse
 /** What platformatic's Producer passes with each produce request. */
 export type ProduceOptions = Partial<CreateRecordsBatchOptions>
-type ProduceArguments = [
+export type ProduceArguments = [
   acks: number | undefined,
   timeout: number | undefined,
   topicData: MessageRecord[],
@@ -68,7 +54,7 @@ interface ProduceVersion {
 }
 
 /** platformatic's module for each Produce version encoded here: the fallback and the response parser. */
-const VERSIONS: Readonly<Record<number, ProduceVersion>> = {
+export const VERSIONS: Readonly<Record<number, ProduceVersion>> = {
   3: produceV3,
   4: produceV4,
   5: produceV5,
@@ -80,9 +66,8 @@ const VERSIONS: Readonly<Record<number, ProduceVersion>> = {
   11: produceV11,
 }
 
-const PRODUCE = 0
 /** From v9 on, requests are flexible (KIP-482): compact strings, arrays and records, tagged fields. */
-const FIRST_FLEXIBLE = 9
+export const FIRST_FLEXIBLE = 9
 const NO_RESPONSE = 0
 const MAGIC = 2
 const TRANSACTIONAL = 0x10
@@ -259,76 +244,6 @@ export function createRequest(
   return writer
 }
 
-/** Each platformatic Produce API's counterpart (platformatic has one per version). */
-const apis = new WeakMap<ProduceApi, ProduceApi>()
-
-/**
- * `platformatic`'s Produce API with requests encoded by {@link createRequest}: the same version,
- * response parser and request headers; compressed requests go to `platformatic` itself. A version
- * not encoded here is returned as it is.
- */
-export function produceApi(platformatic: ProduceApi): ProduceApi {
-  const { version } = platformatic
-  const module = VERSIONS[version]
-  if (module === undefined) return platformatic
-  const cached = apis.get(platformatic)
-  if (cached !== undefined) return cached
-  const flexible = version >= FIRST_FLEXIBLE
-  const encoded = createAPI<ProduceArguments, ProduceResponse>(
-    PRODUCE,
-    version,
-    (
-      acks: number | undefined,
-      timeout: number | undefined,
-      topicData: MessageRecord[],
-      options?: ProduceOptions,
-    ) => createRequest(version, acks, timeout, topicData, options),
-    module.parseResponse,
-    flexible,
-    flexible,
-  )
-  const api = ((connection: Connection, ...args: unknown[]): void => {
-    const options = typeof args[3] === 'function' ? undefined : (args[3] as ProduceOptions | undefined)
-    const target = isUncompressed(options) ? encoded : platformatic
-    ;(target as (connection: Connection, ...args: unknown[]) => void)(connection, ...args)
-  }) as ProduceApi
-  api.async = promisify(api) as ProduceApi['async']
-  api.key = PRODUCE
-  api.version = version
-  apis.set(platformatic, api)
-  return api
-}
-
-/**
- * A platformatic `Producer` whose produce requests {@link createRequest} encodes. Everything else,
- * the produce response and every other API are platformatic's.
- */
-export class EncodingProducer<
-  Key = Buffer,
-  Value = Buffer,
-  HeaderKey = Buffer,
-  HeaderValue = Buffer,
-> extends Producer<Key, Value, HeaderKey, HeaderValue> {
-  override [kGetApi]<RequestArguments extends Array<unknown>, ResponseType>(
-    name: string,
-    callback: Callback<API<RequestArguments, ResponseType>>,
-  ): void {
-    if (name !== 'Produce') {
-      super[kGetApi](name, callback)
-      return
-    }
-    super[kGetApi]<ProduceArguments, boolean | ProduceResponse>(name, (error, api) => {
-      if (error) callback(error)
-      else callback(null, produceApi(api!) as unknown as API<RequestArguments, ResponseType>)
-    })
-  }
-}
-
-/** Whether platformatic would write these options' records uncompressed (its `getCompressionAlgorithm`). */
-function isUncompressed(options: ProduceOptions | undefined): boolean {
-  return (options?.compression ?? 'none') === 'none'
-}
-
 /**
  * The messages by topic, then partition, in platformatic's order, or undefined if one of them is
  * not what its Producer sends (bytes or nothing for keys, values and header entries, a Map of
@@ -458,4 +373,9 @@ function writeCompactString(buffer: Buffer, position: number, text: string | nul
   }
   position = writeVarint(buffer, position, Buffer.byteLength(text) + 1)
   return position + buffer.write(text, position)
+}
+
+/** Whether platformatic would write these options' records uncompressed (its `getCompressionAlgorithm`). */
+export function isUncompressed(options: ProduceOptions | undefined): boolean {
+  return (options?.compression ?? 'none') === 'none'
 }

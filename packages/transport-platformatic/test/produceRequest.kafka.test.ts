@@ -2,7 +2,7 @@ import type { RawRecord } from '@mephisto/core'
 import type { API } from '@platformatic/kafka'
 import { kGetApi } from '@platformatic/kafka'
 import { expect, it } from 'vitest'
-import { EncodingProducer } from '../src/produceRequest.js'
+import { EncodingProducer } from '../src/encodingProducer.js'
 import { describeKafka, kafkaBrokers, testTransport, uniqueName } from './kafka.js'
 
 const DAY_MS = 86_400_000
