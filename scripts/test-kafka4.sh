@@ -22,5 +22,5 @@ echo "[kafka4] kafkajs (packages/core)"
 echo "[kafka4] @platformatic/kafka (packages/transport-platformatic)"
 (cd "$root/packages/transport-platformatic" && KAFKA_BROKERS="$brokers" MEPHISTO_KAFKA_LOCAL_DIR="" npx vitest run \
   test/transport.conformance.kafka.test.ts test/app.kafka.test.ts \
-  test/staticMembership.kafka.test.ts) || status=1
+  test/staticMembership.kafka.test.ts test/produceRequest.kafka.test.ts test/admin.kafka.test.ts) || status=1
 exit "$status"
