@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, expect, it } from 'vitest'
 import { KafkaTransport } from '../../src/index.js'
 import type { Hit } from '../helpers.js'
-import { events, expected, hitCounter, tableOf, waitForTable } from './hitCounterFixture.js'
+import { failoverSuite } from './failoverSuite.js'
+import { events, expected, hitCounter, waitForTable } from './hitCounterFixture.js'
 import { describeKafka, kafkaBrokers, kafkaLocalDir, uniqueName } from './kafka.js'
 
 const script = fileURLToPath(new URL('../../../../docker/kafka-local/kafka-local.sh', import.meta.url))
@@ -36,45 +37,9 @@ async function produce(id: string, topic: string, hits: Hit[]): Promise<void> {
   await producer.app.stop()
 }
 
-describeKafka('the hit counter on Kafka at scale and under failover', () => {
-  it('counts 100,000 events exactly', async () => {
-    const id = uniqueName('hits100k')
-    created.push(id)
-    const topic = `${id}-hit_count`
-    const w = hitCounter(id, topic)
-    await w.app.start()
-    const hits = events(100_000, 11)
-    await produce(id, topic, hits)
-    const want = expected(hits)
-    expect(await waitForTable(w.counts, want, 120_000)).toEqual(want)
-    await w.app.stop()
-  }, 180_000)
+failoverSuite()
 
-  it('two workers in one group: stopping one hands its partitions and table state to the other, counts exact', async () => {
-    const id = uniqueName('two-workers')
-    created.push(id)
-    const topic = `${id}-hit_count`
-    const a = hitCounter(id, topic)
-    const b = hitCounter(id, topic)
-    await a.app.start()
-    await b.app.start()
-    const first = events(5_000, 21)
-    await produce(id, topic, first)
-    // Both work: the hit topic's 4 partitions are split between them.
-    await new Promise((r) => setTimeout(r, 1500))
-    expect([a, b].map((w) => w.app.monitor.snapshot().events.total > 0)).toEqual([true, true])
-    // Stop the worker owning the table's only partition: its state must move to the other.
-    const [leaving, staying] = a.app.tableState(a.counts).owns(0) ? [a, b] : [b, a]
-    await leaving.app.stop()
-    const second = events(5_000, 22)
-    await produce(id, topic, second)
-    const want = expected([...first, ...second])
-    expect(await waitForTable(staying.counts, want, 60_000)).toEqual(want)
-    await new Promise((r) => setTimeout(r, 1000))
-    expect(await tableOf(staying.counts)).toEqual(want)
-    await staying.app.stop()
-  }, 120_000)
-
+describeKafka('the hit counter on Kafka across broker restarts and outages', () => {
   it.skipIf(!kafkaLocalDir())(
     'a broker stopped and restarted mid-run loses nothing',
     async () => {
