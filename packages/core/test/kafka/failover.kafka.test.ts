@@ -1,11 +1,9 @@
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { afterAll, expect, it } from 'vitest'
-import { KafkaTransport } from '../../src/index.js'
-import type { Hit } from '../helpers.js'
+import { expect, it } from 'vitest'
 import { failoverSuite } from './failoverSuite.js'
-import { events, expected, hitCounter, waitForTable } from './hitCounterFixture.js'
-import { describeKafka, kafkaBrokers, kafkaLocalDir, uniqueName } from './kafka.js'
+import { events, expected, hitCounter, produceHits as produce, waitForTable } from './hitCounterFixture.js'
+import { describeKafka, kafkaLocalDir, topicsDeletedAfterAll, uniqueName } from './kafka.js'
 
 const script = fileURLToPath(new URL('../../../../docker/kafka-local/kafka-local.sh', import.meta.url))
 
@@ -16,26 +14,7 @@ function brokerNode(action: 'stop' | 'start'): void {
     timeout: action === 'stop' ? 60_000 : 120_000,
   })
 }
-const created: string[] = []
-
-afterAll(async () => {
-  if (created.length === 0) return
-  const t = new KafkaTransport(kafkaBrokers().split(','))
-  await t.connect()
-  const all = await t.admin.listTopics()
-  await t.admin.deleteTopics(all.filter((name) => created.some((prefix) => name.startsWith(prefix))))
-  await t.close()
-})
-
-/** Sends hits through a producer-only app, fast (buffered sends, one flush at the end). */
-async function produce(id: string, topic: string, hits: Hit[]): Promise<void> {
-  const producer = hitCounter(`${id}-producer`, topic)
-  producer.app.agents.length = 0
-  producer.app.tables.length = 0
-  await producer.app.start()
-  for (const h of hits) await producer.hits.send({ key: h.userId, value: h })
-  await producer.app.stop()
-}
+const created = topicsDeletedAfterAll()
 
 failoverSuite()
 

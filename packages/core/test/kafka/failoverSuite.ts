@@ -4,35 +4,16 @@
  * worker, and two workers of one group where the one leaving hands its partitions and table state
  * to the other. failover.kafka.test.ts runs it on kafkajs, beside the broker restarts.
  */
-import { afterAll, expect, it } from 'vitest'
-import { KafkaTransport } from '../../src/index.js'
+import { expect, it } from 'vitest'
 import type { Hit } from '../helpers.js'
-import { events, expected, hitCounter, tableOf, waitForTable } from './hitCounterFixture.js'
-import { describeKafka, kafkaBrokers, uniqueName } from './kafka.js'
+import { events, expected, hitCounter, produceHits, tableOf, waitForTable } from './hitCounterFixture.js'
+import { describeKafka, topicsDeletedAfterAll, uniqueName } from './kafka.js'
 
 /** The suite on the Kafka client `transport` (a registered name; kafkajs when undefined). */
 export function failoverSuite(transport?: string): void {
   const on = transport === undefined ? {} : { transport }
-  const created: string[] = []
-
-  afterAll(async () => {
-    if (created.length === 0) return
-    const t = new KafkaTransport(kafkaBrokers().split(','))
-    await t.connect()
-    const all = await t.admin.listTopics()
-    await t.admin.deleteTopics(all.filter((name) => created.some((prefix) => name.startsWith(prefix))))
-    await t.close()
-  })
-
-  /** Sends hits through a producer-only app, fast (buffered sends, one flush at the end). */
-  async function produce(id: string, topic: string, hits: Hit[]): Promise<void> {
-    const producer = hitCounter(`${id}-producer`, topic, on)
-    producer.app.agents.length = 0
-    producer.app.tables.length = 0
-    await producer.app.start()
-    for (const h of hits) await producer.hits.send({ key: h.userId, value: h })
-    await producer.app.stop()
-  }
+  const created = topicsDeletedAfterAll()
+  const produce = (id: string, topic: string, hits: Hit[]): Promise<void> => produceHits(id, topic, hits, on)
 
   describeKafka(
     `the hit counter on Kafka at scale and across a leaving worker (${transport ?? 'kafkajs'})`,

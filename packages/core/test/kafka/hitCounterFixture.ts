@@ -87,3 +87,18 @@ export async function waitForTable(
     await new Promise((r) => setTimeout(r, 100))
   }
 }
+
+/** Sends hits through a producer-only app, fast (buffered sends, one flush at the end). */
+export async function produceHits(
+  id: string,
+  topic: string,
+  hits: Hit[],
+  options: Partial<AppOptions> = {},
+): Promise<void> {
+  const producer = hitCounter(`${id}-producer`, topic, options)
+  producer.app.agents.length = 0
+  producer.app.tables.length = 0
+  await producer.app.start()
+  for (const h of hits) await producer.hits.send({ key: h.userId, value: h })
+  await producer.app.stop()
+}
