@@ -5,9 +5,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CommitOffset, TopicPartition, TopicSpec, TransportAdmin } from '@mephisto/core'
 import { BrokerError } from '@mephisto/core'
-import { protocolErrorsCodesById } from '@platformatic/kafka'
 import type { KafkaClient } from './client.js'
-import { hasKafkaError, isUnknownTopic, LEADER_MOVED, mayRetry, messageOf } from './errors.js'
+import { hasKafkaError, isUnknownTopic, kafkaErrorId, LEADER_MOVED, mayRetry, messageOf } from './errors.js'
 
 /** Kafka's own topics, which the memory broker does not have; listTopics leaves them out. */
 const INTERNAL_TOPICS = new Set(['__consumer_offsets', '__transaction_state', '__cluster_metadata'])
@@ -16,10 +15,13 @@ const LEADER_WAIT_MS = 30_000
 
 /** How long the controller may take to create topics before answering REQUEST_TIMED_OUT. */
 const CREATE_TIMEOUT_MS = 30_000
-const TOPIC_ALREADY_EXISTS = 36
-const NOT_CONTROLLER = 41
 /** CreateTopics errors worth a restart: the cluster is busy or moving, not refusing. */
-const RETRIABLE_CREATE = new Set([7, 41, 15, 8])
+const RETRIABLE_CREATE = new Set([
+  'REQUEST_TIMED_OUT',
+  'NOT_CONTROLLER',
+  'COORDINATOR_NOT_AVAILABLE',
+  'BROKER_NOT_AVAILABLE',
+])
 
 interface CreateTopicRequest {
   name: string
@@ -35,7 +37,8 @@ interface CreateTopicsResponse {
 
 interface CreateTopicFailure {
   name: string
-  code: number
+  /** The Kafka error id. */
+  error: string
   message: string
 }
 
@@ -70,7 +73,7 @@ export class PlatformaticAdmin implements TransportAdmin {
     }))
     for (let attempt = 1; ; attempt++) {
       const failed = await this.createTopics(requests)
-      const notController = failed.filter((f) => f.code === NOT_CONTROLLER)
+      const notController = failed.filter((f) => f.error === 'NOT_CONTROLLER')
       if (notController.length > 0 && notController.length === failed.length && attempt < 3) {
         // The controller moved: ask the cluster again where it is.
         this.client.clearMetadata()
@@ -81,7 +84,7 @@ export class PlatformaticAdmin implements TransportAdmin {
         throw new BrokerError(
           `Cannot create topic(s) on ${this.url}: ${what}. Check the partition count and replication factor ` +
             '(no more replicas than brokers) and that this client may create topics.',
-          { retriable: failed.every((f) => RETRIABLE_CREATE.has(f.code)) },
+          { retriable: failed.every((f) => RETRIABLE_CREATE.has(f.error)) },
         )
       }
       break
@@ -118,15 +121,11 @@ export class PlatformaticAdmin implements TransportAdmin {
     }
     const failed: CreateTopicFailure[] = []
     for (const t of response.topics) {
+      if (t.errorCode === 0) continue
+      const error = kafkaErrorId(t.errorCode)
       // Another worker won the race: its topic is as good as ours.
-      if (t.errorCode === 0 || t.errorCode === TOPIC_ALREADY_EXISTS) continue
-      const id =
-        (protocolErrorsCodesById as Record<number, string>)[t.errorCode] ?? `KAFKA_ERROR_${t.errorCode}`
-      failed.push({
-        name: t.name,
-        code: t.errorCode,
-        message: t.errorMessage ? `${id} (${t.errorMessage})` : id,
-      })
+      if (error === 'TOPIC_ALREADY_EXISTS') continue
+      failed.push({ name: t.name, error, message: t.errorMessage ? `${error} (${t.errorMessage})` : error })
     }
     return failed
   }

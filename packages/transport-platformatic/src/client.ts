@@ -11,8 +11,9 @@ import { Admin, kGetApi, kGetBootstrapConnection, kGetConnection } from '@platfo
 
 /**
  * The @platformatic/kafka release this seam was written against (client.test.ts fails on another).
- * On an upgrade, re-check: the `Base` members used here; the two seams named above; whether `InitProducerId` still needs
- * -1/-1 from us (transactions.ts, `NEW_PRODUCER`); whether its `Consumer` now sends each member its
+ * On an upgrade, re-check: the `Base` members used here; the two seams named above; whether
+ * `InitProducerId` still needs -1/-1 from us (transactions.ts, `NEW_PRODUCER`); whether its
+ * `Consumer` now sends each member its
  * own assignment user data, reads the one it receives and can close without leaving the group
  * (membership.ts speaks the group protocol itself because 2.12.1 does none of the three).
  */

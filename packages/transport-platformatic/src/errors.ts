@@ -3,7 +3,7 @@
  * `canRetry` flag platformatic puts on them, never by message text. One place for every such test.
  * It does not throw; the modules that do wrap what they find in Mephisto's error classes.
  */
-import { findErrorBy, GenericError } from '@platformatic/kafka'
+import { findErrorBy, GenericError, protocolErrorsCodesById } from '@platformatic/kafka'
 
 /** The message of anything thrown, with the Kafka errors a platformatic aggregate carries. */
 export function messageOf(error: unknown): string {
@@ -26,6 +26,11 @@ function collect(error: unknown, ids: Set<string>, leaves: Set<string>, depth: n
     leaves.add(error.message)
   }
   if (error.cause !== undefined) collect(error.cause, ids, leaves, depth + 1)
+}
+
+/** The Kafka error id of an error code in a response (`'OFFSET_OUT_OF_RANGE'`, ...). */
+export function kafkaErrorId(code: number): string {
+  return (protocolErrorsCodesById as Record<number, string>)[code] ?? `KAFKA_ERROR_${code}`
 }
 
 /** The Kafka error `id` (`'REBALANCE_IN_PROGRESS'`, ...) is this error or one it aggregates. */

@@ -4,8 +4,8 @@
  * track positions or retry.
  */
 import type { Broker, ClusterMetadata } from '@platformatic/kafka'
-import { protocolErrorsCodesById } from '@platformatic/kafka'
 import type { KafkaClient } from './client.js'
+import { kafkaErrorId } from './errors.js'
 import type { FetchResponse } from './fetchResponse.js'
 import { fetchApi } from './fetchResponse.js'
 import type { AbortedTransaction } from './records.js'
@@ -83,27 +83,19 @@ export async function fetchFrom(
       `The broker answers Fetch at version ${version} at most; this transport reads Fetch 13 to 17 (Kafka 3.1 and later).`,
     )
   }
-  let response: FetchResponse
-  try {
-    response = await client.callApi<FetchResponse>(
-      api,
-      connection,
-      limits.maxWaitTime,
-      1,
-      limits.maxBytes,
-      READ_COMMITTED,
-      NO_SESSION_ID,
-      FINAL_EPOCH,
-      topics,
-      [],
-      '',
-    )
-  } catch (error) {
-    // Partition errors come as a ResponseError carrying the whole answer; other partitions' data is in it.
-    const partial = (error as { response?: FetchResponse }).response
-    if (partial === undefined || partial.errorCode !== 0 || !Array.isArray(partial.responses)) throw error
-    response = partial
-  }
+  const response = await client.callApi<FetchResponse>(
+    api,
+    connection,
+    limits.maxWaitTime,
+    1,
+    limits.maxBytes,
+    READ_COMMITTED,
+    NO_SESSION_ID,
+    FINAL_EPOCH,
+    topics,
+    [],
+    '',
+  )
   const answers: PartitionAnswer[] = []
   for (const { topicId, partitions } of response.responses) {
     const topic = ids.get(topicId) ?? topicId
@@ -111,7 +103,7 @@ export async function fetchFrom(
       answers.push({
         topic,
         partition: p.partitionIndex,
-        error: p.errorCode === 0 ? undefined : errorName(p.errorCode),
+        error: p.errorCode === 0 ? undefined : kafkaErrorId(p.errorCode),
         highWatermark: Number(p.highWatermark),
         lastStableOffset: Number(p.lastStableOffset),
         logStartOffset: Number(p.logStartOffset),
@@ -138,8 +130,4 @@ export function byLeader<T extends { topic: string; partition: number }>(
     entry.partitions.push(tp)
   }
   return result
-}
-
-function errorName(code: number): string {
-  return (protocolErrorsCodesById as Record<number, string>)[code] ?? `KAFKA_ERROR_${code}`
 }

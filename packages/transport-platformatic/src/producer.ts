@@ -100,8 +100,7 @@ export class PlatformaticProducer implements TransportProducer {
     }
     try {
       this.assertUsable(record.topic)
-      const partition = partitionFor(record, count)
-      this.buffer.push({ message: toMessage(record, partition), partition, waiter: undefined })
+      this.buffer.push(entryOf(record, count, undefined))
     } catch (error) {
       return Promise.reject(error)
     }
@@ -175,8 +174,7 @@ export class PlatformaticProducer implements TransportProducer {
   private async entry(record: OutgoingRecord, waiter: Waiter | undefined): Promise<Entry> {
     this.assertUsable(record.topic)
     const count = this.knownPartitionCounts.get(record.topic) ?? (await this.partitionCount(record.topic))
-    const partition = partitionFor(record, count)
-    return { message: toMessage(record, partition), partition, waiter }
+    return entryOf(record, count, waiter)
   }
 
   private assertUsable(topic: string): void {
@@ -279,6 +277,12 @@ export class PlatformaticProducer implements TransportProducer {
     this.roomWaiters = []
     for (const wake of waiters) wake()
   }
+}
+
+/** `record` buffered for a topic of `count` partitions. */
+function entryOf(record: OutgoingRecord, count: number, waiter: Waiter | undefined): Entry {
+  const partition = partitionFor(record, count)
+  return { message: toMessage(record, partition), partition, waiter }
 }
 
 function positive(name: string, value: number): number {

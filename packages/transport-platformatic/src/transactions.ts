@@ -51,6 +51,7 @@ export class PlatformaticTransactionalProducer implements TransactionalProducer 
     private readonly producer: Producer,
     readonly transactionalId: string,
     private readonly partitionCount: (topic: string) => Promise<number>,
+    private readonly knownPartitionCounts: ReadonlyMap<string, number>,
     private readonly offsets: OffsetCommitter,
     private readonly url: string,
   ) {}
@@ -88,10 +89,9 @@ export class PlatformaticTransactionalProducer implements TransactionalProducer 
       throw this.broken
     }
     const messages: MessageToProduce[] = []
-    const partitionCounts = new Map<string, number>()
     for (const r of records) {
-      let count = partitionCounts.get(r.topic)
-      if (count === undefined) partitionCounts.set(r.topic, (count = await this.partitionCount(r.topic)))
+      // Known after a topic's first record: no await per record.
+      const count = this.knownPartitionCounts.get(r.topic) ?? (await this.partitionCount(r.topic))
       messages.push(toMessage(r, partitionFor(r, count)))
     }
     const txn = this.transaction ?? (await this.begin())

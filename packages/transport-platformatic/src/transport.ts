@@ -183,6 +183,7 @@ export class PlatformaticTransport implements Transport {
         }),
         id,
         (topic) => this.partitionCount(topic),
+        this.partitionCounts,
         offsets,
         this.url,
       )

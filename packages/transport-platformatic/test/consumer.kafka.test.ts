@@ -255,6 +255,7 @@ describeKafka('PlatformaticConsumer', () => {
         }),
         transactionalId,
         async () => 2,
+        new Map(),
         { coordinator: () => ({ client, coordinator }), membership: () => stale },
         t.url,
       )
