@@ -14,6 +14,7 @@ import { byLeader, fetchFrom } from './fetch.js'
 import type { Settings } from './options.js'
 import type { RebalanceGuard } from './rebalanceGuard.js'
 import { tpKey } from './rebalanceGuard.js'
+import type { Decoded } from './records.js'
 import { decodeBatches } from './records.js'
 
 /** What delivery needs of its consumer. */
@@ -244,7 +245,14 @@ export class Delivery {
       if (request === undefined) continue
       const { state, epoch, offset } = request
       // Seeked or revoked while the fetch was out: what came back is stale.
-      if (!this.current(state, epoch) || state.position !== offset) continue
+      if (!this.current(state, epoch)) continue
+      if (state.busy) {
+        // The fetch ahead, back while the runtime still has the records before it: held until
+        // their delivery ends (which delivers it), so the partition is not fetched again meanwhile.
+        if (offset === state.ahead && answer.error === undefined) state.prefetched = { answer, offset }
+        continue
+      }
+      if (state.position !== offset) continue
       if (answer.error === 'OFFSET_OUT_OF_RANGE') {
         this.host.logger.warn(
           `offset ${offset} of ${answer.topic}[${answer.partition}] is out of range (log ${answer.logStartOffset}..${answer.highWatermark}); resetting`,
@@ -270,13 +278,22 @@ export class Delivery {
 
   /** Hands a partition's fetched records to the runtime in chunks; marks it busy meanwhile. */
   private deliver(state: PartitionState, epoch: number, answer: PartitionAnswer): void {
-    const { records, next } = decodeBatches(
-      answer.topic,
-      answer.partition,
-      answer.recordSet,
-      answer.abortedTransactions,
-      state.position!,
-    )
+    let decoded: Decoded
+    try {
+      decoded = decodeBatches(
+        answer.topic,
+        answer.partition,
+        answer.recordSet,
+        answer.abortedTransactions,
+        state.position!,
+      )
+    } catch (error) {
+      // Bytes this transport cannot read (a corrupt batch, an old message format): fetching them
+      // again cannot help. Failed here, not thrown: a prefetched answer is delivered outside the loop.
+      this.host.fail(error, `reading ${answer.topic}[${answer.partition}] at offset ${state.position}`)
+      return
+    }
+    const { records, next } = decoded
     if (records.length === 0) {
       state.position = Math.max(state.position!, next)
       return
